@@ -1,15 +1,35 @@
-"""Local labelled text files (TSV, CSV, JSONL, Parquet) read with pandas.
+"""Local labelled text files (TSV, CSV, JSONL, Parquet), read row by row.
 
 The GLUE SST-2 layout (`sentence<TAB>label` with a header) loads with no options; so do files
 whose columns are named like `text`/`Text`/`review` and `label`/`Sentiment`. Other layouts name
 their columns with `text_column` / `label_column`.
+
+Every format is read one row at a time by `scan_rows`, which both `read_table` (in memory) and
+`seqclf.data.streaming` (files larger than memory) use, so the two paths accept, skip and reject
+exactly the same rows. Positions in messages are real file lines (TSV, CSV, JSONL; 1-based, the
+header is line 1) or 1-based data rows (Parquet):
+
+* TSV: split on newlines only (a lone carriage return is part of the text) and on tabs, without
+  quoting, because GLUE sentences hold bare quote characters;
+* CSV: RFC 4180 quoting, strict: an unterminated quoted field or text after a closing quote is an
+  error naming the line where the record starts;
+* JSONL: one JSON object per line;
+* Parquet: read in record batches with pyarrow.
+
+Blank lines are skipped and counted (`skipped["blank_line"]`); so are rows whose text is empty,
+whitespace-only or missing (`skipped["empty_text"]`). Invalid UTF-8, a line with the wrong number
+of fields, malformed JSON, missing or non-scalar labels and non-string texts are `SeqclfError`s
+naming file, line (and column where there is one) and what was received.
 """
 
 import csv
+import json
+import math
 import os
+import re
+import sys
 
 import numpy as np
-import pandas as pd
 
 from seqclf.data.text_data import TextData
 from seqclf.errors import SeqclfError
@@ -25,43 +45,36 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_CR = re.compile(r"\r(?!\n|\Z)")
+_CR_STANDIN = "\udcff"
+# Quoted CSV fields may legitimately hold whole documents; the csv module's default limit
+# (131,072 characters) would reject a long review.
+csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
 
 
-def _check_utf8(path):
-    """Fails on the first invalid UTF-8 byte, naming its line and column."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+def _show(value, limit=80):
+    """`repr` of a received value, shortened so a 1 MB line does not flood the message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
+
+def table_format(path):
+    """The format (`tsv`, `csv`, `jsonl`, `parquet`) of an existing data file; errors otherwise."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SeqclfError(f"No such data file. Received: {path!r}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
         raise SeqclfError(
-            f"{path}:{line}:{column}: invalid UTF-8 ({e.reason}). "
-            f"Received: bytes {data[e.start:e.end]!r}"
-        ) from None
-
-
-def _read_frame(path, fmt):
-    if fmt != "parquet":
-        _check_utf8(path)
-    try:
-        if fmt == "tsv":
-            # GLUE TSVs hold unbalanced quote characters inside sentences: no quoting.
-            return pd.read_csv(
-                path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False,
-                on_bad_lines="error",
-            )
-        if fmt == "csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="error")
-        if fmt == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise SeqclfError(f"{path}: the file is empty. Received: 0 rows") from None
-    except (pd.errors.ParserError, ValueError) as e:
-        # pandas names the line ("Expected 2 fields in line 7, saw 3"); keep its words.
-        raise SeqclfError(f"{path}: cannot parse as {fmt.upper()}: {e}") from None
+            f"Unknown data file type. Expected one of: {', '.join(sorted(FORMATS))}. "
+            f"Received: {path!r}"
+        )
+    return FORMATS[ext]
 
 
 def _pick(columns, requested, candidates, what, path, option):
@@ -90,6 +103,293 @@ def _label_names_of(values):
         return [str(v) for v in unique]
 
 
+# --- one pass over a file: (position, raw text, raw label) per row -------------------------------
+
+
+def _lines(path, keep_ends=False):
+    """(line number, decoded line) for every line of a text file.
+
+    Lines end at `\n` only. Unless `keep_ends`, the `\n` and a `\r` before it (Windows files)
+    are dropped; the CSV reader keeps them, as a quoted field may hold a line break. Invalid
+    UTF-8 is an error naming the line and the byte column, found line by line so the file is
+    never read whole.
+    """
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not keep_ends and raw.endswith(b"\n"):
+                raw = raw[:-1]
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+            offset = 0
+            if n == 1 and raw.startswith(_BOM):
+                raw, offset = raw[len(_BOM) :], len(_BOM)
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SeqclfError(
+                    f"{path}:{n}:{e.start + offset + 1}: invalid UTF-8 ({e.reason}). "
+                    f"Received: bytes {raw[e.start:e.end]!r}"
+                ) from None
+
+
+class _Scan:
+    """The header of a file and an iterator over its rows.
+
+    `columns` is known on construction; iterating yields `(position, text, label)` with the raw
+    values of the two chosen columns, and counts blank lines in `skipped`.
+    """
+
+    def __init__(self, path, fmt, text_column=None, label_column=None):
+        self.path, self.fmt = path, fmt
+        self.skipped = {}
+        self._rows = {"tsv": self._tsv, "csv": self._csv, "jsonl": self._jsonl,
+                      "parquet": self._parquet}[fmt]()
+        # The generators read up to the header (or first object) here, so errors about columns
+        # come before any row is consumed.
+        self.columns = next(self._rows)
+        self.text_col = _pick(self.columns, text_column, TEXT_COLUMNS, "text", path, "text_column")
+        self.label_col = _pick(
+            self.columns, label_column, LABEL_COLUMNS, "label", path, "label_column"
+        )
+        if self.text_col == self.label_col:
+            raise SeqclfError(
+                f"{path}: the text and label columns must differ. Received: text_column="
+                f"{self.text_col!r}, label_column={self.label_col!r}"
+            )
+        self._ti, self._li = self.columns.index(self.text_col), self.columns.index(self.label_col)
+
+    def where(self, pos):
+        return f"{self.path} row {pos}" if self.fmt == "parquet" else f"{self.path}:{pos}"
+
+    def _blank(self):
+        self.skipped["blank_line"] = self.skipped.get("blank_line", 0) + 1
+
+    def _empty(self):
+        raise SeqclfError(f"{self.path}: the file is empty. Received: 0 rows")
+
+    def __iter__(self):
+        return self._rows
+
+    def _check_fields(self, n, fields, line, sep_name, column=None):
+        if len(fields) != len(self.columns):
+            raise SeqclfError(
+                f"{self.path}:{n}{'' if column is None else f':{column}'}: cannot parse as "
+                f"{self.fmt.upper()}: line {n} has {len(fields)} {sep_name} fields, the header "
+                f"has {len(self.columns)}. Received: {_show(line)}"
+            )
+
+    def _tsv(self):
+        lines = _lines(self.path)
+        for _, line in lines:
+            if line.strip():
+                header = line.split("\t")
+                break
+            self._blank()
+        else:
+            self._empty()
+        yield header
+        width = len(header)
+        for n, line in lines:
+            if not line.strip():
+                self._blank()
+                continue
+            fields = line.split("\t")
+            if len(fields) != width:
+                # Column of the first surplus tab, or the end of a short line.
+                column = (len("\t".join(fields[:width])) if len(fields) > width else len(line)) + 1
+                self._check_fields(n, fields, line, "tab-separated", column)
+            yield n, fields[self._ti], fields[self._li]
+
+    def _csv(self):
+        current = [0]
+        first = {}  # the first line of the record being read, for messages
+
+        def feed():
+            for n, line in _lines(self.path, keep_ends=True):
+                current[0] = n
+                if n == end + 1:
+                    first[n] = line.rstrip("\r\n")
+                if "\r" in line:
+                    # csv writers quote fields holding the line terminator only ("\n" for pandas
+                    # and Python on Linux), so a text's lone "\r" comes unquoted, where the csv
+                    # reader would take it for a line break. It travels as a lone surrogate,
+                    # which decoded UTF-8 never holds, and is put back in the fields below.
+                    line = _LONE_CR.sub(_CR_STANDIN, line)
+                yield line
+
+        reader = csv.reader(feed(), strict=True)
+        end = 0  # last line of the previous record: a record spans lines when a quote does
+        header = None
+        while True:
+            start = end + 1
+            first.clear()
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise SeqclfError(
+                    f"{self.path}:{start}: cannot parse as CSV: {e} (in the record that starts on "
+                    f"line {start}; read up to line {current[0]}). Received: line {start} "
+                    f"{_show(first.get(start, ''))}"
+                ) from None
+            end = current[0]
+            record = [f.replace(_CR_STANDIN, "\r") if _CR_STANDIN in f else f for f in record]
+            if not record or not "".join(record).strip() and len(record) == 1:
+                self._blank()
+                continue
+            if header is None:
+                header = record
+                yield header
+                continue
+            self._check_fields(start, record, ",".join(record), "comma-separated")
+            yield start, record[self._ti], record[self._li]
+        if header is None:
+            self._empty()
+
+    def _jsonl(self):
+        header = None
+        for n, line in _lines(self.path):
+            if not line.strip():
+                self._blank()
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SeqclfError(
+                    f"{self.path}:{n}:{e.colno}: cannot parse as JSONL: {e.msg}. "
+                    f"Received: {_show(line)}"
+                ) from None
+            except (ValueError, RecursionError) as e:
+                # Python's own limits: nesting depth, integers of more than 4,300 digits.
+                raise SeqclfError(
+                    f"{self.path}:{n}: cannot parse as JSONL: {type(e).__name__}: {e}. "
+                    f"Received: {_show(line)}"
+                ) from None
+            if not isinstance(obj, dict):
+                raise SeqclfError(
+                    f"{self.path}:{n}: each JSONL line must hold a JSON object. "
+                    f"Received: {type(obj).__name__} {_show(line)}"
+                )
+            if header is None:
+                # Columns come from the first object; later rows may lack a key (a missing text
+                # is skipped as empty, a missing label is an error).
+                header = list(obj)
+                yield header
+            yield n, obj.get(self.text_col), obj.get(self.label_col)
+        if header is None:
+            self._empty()
+
+    def _parquet(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            f = pq.ParquetFile(self.path)
+            yield list(f.schema_arrow.names)
+            row = 0
+            for batch in f.iter_batches(batch_size=8192, columns=[self.text_col, self.label_col]):
+                texts, labels = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                for t, y in zip(texts, labels):
+                    row += 1
+                    yield row, t, y
+        except (pa.ArrowException, OSError) as e:
+            raise SeqclfError(
+                f"{self.path}: cannot parse as PARQUET: {str(e).rstrip('.')}. "
+                f"Received: {self.path!r}"
+            ) from None
+
+
+def _label_text(value):
+    """A label as its class name; None when missing; `TypeError` when not a single value."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (list, dict, tuple, bytes, np.ndarray)):
+        raise TypeError(type(value).__name__)
+    return str(value)
+
+
+class RowChecker:
+    """Checks rows of one file, counting each kind of problem; raises after the whole pass.
+
+    `check(pos, text, label)` returns `(text, label name)` for a row to keep, or `None` for a
+    row skipped (counted in `skipped`). `finish()` raises the first problem found, with the
+    number of rows that have it, so one message tells how widespread a problem is.
+    """
+
+    def __init__(self, scan, label_names=None):
+        self.scan = scan
+        self.label_names = None if label_names is None else [str(n) for n in label_names]
+        self._known = None if label_names is None else set(self.label_names)
+        self.skipped = scan.skipped  # shared: blank lines are counted by the scan itself
+        self.problems = {}  # kind -> [count, first message]
+        self.check_surrogates = scan.fmt == "jsonl"  # "\ud800" escapes decode to lone surrogates
+
+    def _problem(self, kind, message):
+        entry = self.problems.setdefault(kind, [0, message])
+        entry[0] += 1
+
+    def check(self, pos, text, label):
+        scan = self.scan
+        try:
+            name = _label_text(label)
+        except TypeError:
+            self._problem("label_type", lambda n: (
+                f"{scan.where(pos)}: column {scan.label_col!r} must hold one label per row "
+                f"({n} rows in all). Received: {_show(label)}"))
+            return None
+        if name is None:
+            self._problem("missing_label", lambda n: (
+                f"{scan.where(pos)}: missing label in column {scan.label_col!r} ({n} rows in "
+                f"all). Received: {_show(label)}"))
+            return None
+        if text is None or isinstance(text, float) and math.isnan(text):
+            text = ""  # JSON null / Parquet null: an empty text, skipped below
+        if not isinstance(text, str):
+            self._problem("text_type", lambda n: (
+                f"{scan.where(pos)}: column {scan.text_col!r} must hold text ({n} rows in all). "
+                f"Received: {_show(text)}"))
+            return None
+        if self.check_surrogates and _SURROGATE.search(text):
+            m = _SURROGATE.search(text)
+            self._problem("surrogate", lambda n: (
+                f"{scan.where(pos)}: column {scan.text_col!r} holds a lone UTF-16 surrogate "
+                f"escape at character {m.start() + 1}, which is not valid Unicode text ({n} rows "
+                f"in all). Received: {_show(m.group())}"))
+            return None
+        if not text.strip():
+            self.skipped["empty_text"] = self.skipped.get("empty_text", 0) + 1
+            return None
+        if self._known is not None and name not in self._known:
+            self._problem("unknown_label", lambda n: (
+                f"{scan.where(pos)}: label unknown to the model in column {scan.label_col!r} "
+                f"({n} rows in all). Expected one of: {self.label_names}. Received: {name!r}"))
+            return None
+        return text, name
+
+    def finish(self):
+        for kind in ("missing_label", "label_type", "text_type", "surrogate", "unknown_label"):
+            if kind in self.problems:
+                count, message = self.problems[kind]
+                raise SeqclfError(message(count))
+
+
+def scan_rows(path, text_column=None, label_column=None):
+    """Opens a data file for one pass; returns a `_Scan` (columns known, rows iterable)."""
+    path = os.fspath(path)
+    return _Scan(path, table_format(path), text_column, label_column)
+
+
 def read_table(path, text_column=None, label_column=None, label_names=None):
     """Reads a labelled text file into a `TextData`.
 
@@ -100,81 +400,34 @@ def read_table(path, text_column=None, label_column=None, label_names=None):
         label_names: the class names to map labels onto (a trained model's); labels outside
             them are an error. By default they are the sorted distinct labels.
 
-    Rows with empty or whitespace-only text are skipped and counted in `TextData.skipped`;
-    missing (NaN) labels, unknown labels, files with no rows and single-class training files
-    are errors that name the line.
+    Blank lines and rows with empty or whitespace-only text are skipped and counted in
+    `TextData.skipped`; invalid UTF-8, ragged lines, malformed quoting or JSON, missing labels,
+    unknown labels and empty files are errors that name the line.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise SeqclfError(f"No such data file. Received: {path!r}")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
+    scan = scan_rows(path, text_column, label_column)
+    checker = RowChecker(scan, label_names)
+    texts, names = [], []
+    rows = 0
+    for pos, text, label in scan:
+        rows += 1
+        kept = checker.check(pos, text, label)
+        if kept is not None:
+            texts.append(kept[0])
+            names.append(kept[1])
+    checker.finish()
+    if rows == 0:
+        raise SeqclfError(f"{scan.path}: the file has no data rows. Received: 0 rows")
+    if not texts:
         raise SeqclfError(
-            f"Unknown data file type. Expected one of: {', '.join(sorted(FORMATS))}. "
-            f"Received: {path!r}"
+            f"{scan.path}: every row has an empty text. Received: {rows} rows, skipped "
+            f"{scan.skipped}"
         )
-    fmt = FORMATS[ext]
-    frame = _read_frame(path, fmt)
-    text_col = _pick(frame.columns, text_column, TEXT_COLUMNS, "text", path, "text_column")
-    label_col = _pick(frame.columns, label_column, LABEL_COLUMNS, "label", path, "label_column")
-    if len(frame) == 0:
-        raise SeqclfError(f"{path}: the file has no data rows. Received: 0 rows")
-
-    # Human-readable positions: header is line 1 of a TSV/CSV; JSONL has no header.
-    first_line = {"tsv": 2, "csv": 2, "jsonl": 1}.get(fmt)
-
-    def where(i):
-        return f"{path}:{first_line + i}" if first_line else f"{path} row {i}"
-
-    labels = frame[label_col]
-    missing = labels.isna() | (labels.astype(str).str.strip() == "")
-    if missing.any():
-        i = int(np.flatnonzero(missing.to_numpy())[0])
-        raise SeqclfError(
-            f"{where(i)}: missing label in column {label_col!r} ({int(missing.sum())} rows in "
-            f"all). Received: {labels.iloc[i]!r}"
-        )
-    texts = frame[text_col]
-    # Missing texts (JSON null, Parquet NaN) count as empty and are skipped below; any other
-    # non-string value (a number in a JSONL "text" field) is an error, not silently stringified.
-    texts = texts.where(~texts.isna(), "")
-    bad_type = ~texts.map(lambda t: isinstance(t, str))
-    if bad_type.any():
-        i = int(np.flatnonzero(bad_type.to_numpy())[0])
-        raise SeqclfError(
-            f"{where(i)}: column {text_col!r} must hold text ({int(bad_type.sum())} rows in all). "
-            f"Received: {texts.iloc[i]!r}"
-        )
-    label_values = labels.map(lambda v: str(int(v)) if isinstance(v, (float, np.floating))
-                              and float(v).is_integer() else str(v).strip())
-
-    empty = texts.str.strip() == ""
-    skipped = {}
-    if empty.any():
-        skipped["empty_text"] = int(empty.sum())
-        texts, label_values = texts[~empty], label_values[~empty]
-    if len(texts) == 0:
-        raise SeqclfError(f"{path}: every row has an empty text. Received: {skipped['empty_text']} rows")
-
-    if label_names is None:
-        names = _label_names_of(label_values)
-    else:
-        names = [str(n) for n in label_names]
-        unknown = ~label_values.isin(names)
-        if unknown.any():
-            i = int(np.flatnonzero(unknown.to_numpy())[0])
-            row = int(label_values.index[i])
-            raise SeqclfError(
-                f"{where(row)}: label unknown to the model in column {label_col!r} "
-                f"({int(unknown.sum())} rows in all). Expected one of: {names}. "
-                f"Received: {label_values.iloc[i]!r}"
-            )
-    index = {n: k for k, n in enumerate(names)}
-    data = TextData(
-        texts.to_numpy(dtype=object),
-        label_values.map(index).to_numpy(dtype="int64"),
-        names,
-        source=path,
-        skipped=skipped,
+    label_names = checker.label_names or _label_names_of(names)
+    index = {n: k for k, n in enumerate(label_names)}
+    return TextData(
+        np.array(texts, dtype=object),
+        np.fromiter((index[n] for n in names), dtype="int64", count=len(names)),
+        label_names,
+        source=scan.path,
+        skipped=dict(scan.skipped),
     )
-    return data

@@ -6,6 +6,8 @@ longest text instead of the longest text in a random batch: a recurrent layer's 
 the padded length, and on SST-2 that padding is most of the work.
 """
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -13,6 +15,67 @@ import tensorflow as tf
 from seqclf.errors import SeqclfError
 
 OOV_ID = 1
+# Keras' "lower_and_strip_punctuation" punctuation class.
+PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
+# A ragged twin of each vectorizer (same standardization, split and vocabulary): see `_ragged`.
+_RAGGED_TWINS = weakref.WeakKeyDictionary()
+
+
+@keras.saving.register_keras_serializable(package="seqclf")
+def standardize(texts):
+    """Keras' `lower_and_strip_punctuation`, with NUL characters turned into spaces.
+
+    A token holding NUL does not survive `get_vocabulary()` / `set_vocabulary()` (numpy drops
+    trailing NULs, so "\\x00" comes back as "", the padding token): a run trained on such a text
+    could not be loaded again. NUL is no word character, so it separates tokens instead.
+    """
+    texts = tf.strings.lower(texts)
+    texts = tf.strings.regex_replace(texts, PUNCTUATION, "")
+    return tf.strings.regex_replace(texts, r"\x00", " ")
+
+
+def string_values(texts, what="texts"):
+    """`texts` (str or bytes) as a 1-D object array of bytes, ready for a `tf.string` tensor.
+
+    Strings are UTF-8 encoded here rather than by numpy's `astype(str)`, which makes a
+    fixed-width array as wide as the longest text (one 1 MB text among 100k short ones asks for
+    400 GB) and drops trailing NUL characters. A `str` holding lone surrogates (not valid
+    Unicode) is encoded with `surrogatepass`: the vectorizer then sees invalid UTF-8 bytes, as it
+    would from a bytes input, and tokenizes them instead of failing. Any other type is an error.
+    """
+    texts = np.asarray(texts, dtype=object).reshape(-1)
+    out = np.empty(len(texts), dtype=object)
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            out[i] = t.encode("utf-8", "surrogatepass")
+        elif isinstance(t, (bytes, np.bytes_)):
+            out[i] = bytes(t)
+        else:
+            raise SeqclfError(
+                f"{what}[{i}] must be a string (str or UTF-8 bytes). "
+                f"Received: {type(t).__name__} {t!r:.80}"
+            )
+    return out
+
+
+def _ragged(vectorizer):
+    """`vectorizer`'s ragged twin: ids without padding.
+
+    The vectorizer pads a batch to its longest text, so a single 1 MB text in a batch of 1024
+    would make a 1024 x 170,000 id matrix (1.4 GB) before truncation to `max_length`. The twin
+    returns one row per text; truncating it first keeps memory proportional to the batch's tokens.
+    It is kept apart from the layer (not an attribute, which Keras would track and export).
+    """
+    vocabulary = vectorizer.get_vocabulary()
+    twin = _RAGGED_TWINS.get(vectorizer)
+    if twin is None or twin.vocabulary_size() != len(vocabulary):
+        config = vectorizer.get_config()
+        config.update(ragged=True, output_sequence_length=None, vocabulary=None, idf_weights=None)
+        # The constructor, not from_config: the config holds the standardize function itself.
+        twin = keras.layers.TextVectorization(**config)
+        twin.set_vocabulary(vocabulary[2:] if vocabulary[:2] == ["", "[UNK]"] else vocabulary)
+        _RAGGED_TWINS[vectorizer] = twin
+    return twin
 
 
 def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
@@ -30,21 +93,36 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
         # get_vocabulary() starts with the padding and OOV tokens; set_vocabulary adds them.
         if vocabulary[:2] == ["", "[UNK]"]:
             vocabulary = vocabulary[2:]
-        vectorizer = keras.layers.TextVectorization(max_tokens=None, output_mode="int")
+        if not vocabulary:
+            raise SeqclfError("`vocabulary` holds no tokens. Received: vocabulary=[]")
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=None, output_mode="int", standardize=standardize
+        )
         vectorizer.set_vocabulary(vocabulary)
         return vectorizer
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, output_mode="int")
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(np.asarray(texts, dtype=object)).batch(2048))
+    texts = string_values(texts)
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens, output_mode="int", standardize=standardize
+    )
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(2048))
+    if len(vectorizer.get_vocabulary()) <= 2:
+        # Only padding and OOV: the lookup table stays uninitialized and every later call fails
+        # inside TensorFlow ("Table not initialized").
+        raise SeqclfError(
+            "The texts to adapt the vectorizer on hold no tokens (empty or punctuation only). "
+            f"Received: {len(texts)} texts, e.g. {texts[:3].tolist()!r:.120}"
+        )
     return vectorizer
 
 
 def token_lengths(vectorizer, texts, batch_size=2048):
     """Number of tokens of each text after vectorization (before truncation)."""
     lengths = []
-    texts = np.asarray(texts, dtype=object)
+    texts = string_values(texts)
+    ragged = _ragged(vectorizer)
     for start in range(0, len(texts), batch_size):
-        ids = vectorizer(texts[start : start + batch_size])
-        lengths.append(tf.math.count_nonzero(ids, axis=1).numpy())
+        ids = ragged(tf.constant(texts[start : start + batch_size], dtype=tf.string))
+        lengths.append(ids.row_lengths().numpy())
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype="int64")
 
 
@@ -66,16 +144,72 @@ def vectorize_fn(vectorizer, max_length):
     recurrent layer nothing to read.
     """
 
+    ragged = _ragged(vectorizer)
+
     def fn(texts, labels):
-        ids = tf.cast(vectorizer(texts), "int64")[:, :max_length]
+        ids = tf.cast(ragged(texts)[:, :max_length].to_tensor(0), "int64")
         # One extra zero column so even a batch of empty texts has a first column to fill.
-        ids = tf.concat([ids, tf.zeros_like(ids[:, :1])], axis=1)
+        ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 1], "int64")], axis=1)
         first = tf.where(tf.reduce_any(ids != 0, axis=1), ids[:, 0], tf.constant(OOV_ID, "int64"))
         ids = tf.concat([first[:, None], ids[:, 1:]], axis=1)
         lengths = tf.math.count_nonzero(ids, axis=1)
         return ids, lengths, labels
 
     return fn
+
+
+def _check_sizes(batch_size, max_length):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SeqclfError(
+            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise SeqclfError(
+            f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
+        )
+
+
+def vectorize_batches(ds, vectorizer, max_length):
+    """A dataset of `(texts [n], labels [n])` batches → one `(ids [length], label)` per text."""
+    ds = ds.map(
+        vectorize_fn(vectorizer, max_length), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).unbatch()
+    # Strip each text's padding again, so bucketing sees its true length.
+    return ds.map(lambda ids, length, label: (ids[:length], label))
+
+
+def bucket_batch_sizes(boundaries, batch_size, batch_tokens=None):
+    """Examples per batch for each length bucket.
+
+    Without `batch_tokens` every bucket uses `batch_size`. With it, a bucket whose texts have at
+    most L tokens takes `max(batch_size, batch_tokens // L)` of them: on a CPU a step's cost is
+    mostly fixed (dispatch, the optimizer update of the whole embedding), so batches of short
+    texts are made bigger to keep the number of tokens per step, and thus the work per fixed
+    cost, roughly even. `batch_size` stays the size of the batches of the longest texts.
+    """
+    if batch_tokens is None:
+        return [batch_size] * (len(boundaries) + 1)
+    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+        raise SeqclfError(
+            f"`batch_tokens` must be a positive integer or None. Received: batch_tokens={batch_tokens!r}"
+        )
+    # Bucket i holds lengths in [boundaries[i-1], boundaries[i]); the last one is open-ended.
+    longest = [b - 1 for b in boundaries]
+    return [max(batch_size, batch_tokens // max(n, 1)) for n in longest] + [batch_size]
+
+
+def batch_examples(ds, batch_size, boundaries, bucketing=True, batch_tokens=None):
+    """`(ids, label)` examples → padded batches, bucketed by length, prefetched."""
+    if bucketing:
+        ds = ds.bucket_by_sequence_length(
+            element_length_func=lambda ids, label: tf.shape(ids)[0],
+            bucket_boundaries=list(boundaries),
+            bucket_batch_sizes=bucket_batch_sizes(boundaries, batch_size, batch_tokens),
+        )
+    else:
+        ds = ds.padded_batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def make_dataset(
@@ -89,45 +223,38 @@ def make_dataset(
     seed=0,
     boundaries=None,
     bucketing=True,
+    batch_tokens=None,
 ):
     """A batched `tf.data.Dataset` of `(ids [batch, time], labels [batch])`.
 
     Args:
-        texts, labels: parallel arrays.
+        texts, labels: parallel arrays; texts are `str` or UTF-8 `bytes`.
         vectorizer: an adapted `TextVectorization`.
         max_length: longer texts are truncated to this many tokens.
         batch_size: examples per batch.
         shuffle: reshuffle every epoch (training); seeded, so the order is reproducible.
         boundaries: bucket boundaries (default: length quantiles of these texts).
         bucketing: batch by similar length; `False` pads each batch to its longest text.
+        batch_tokens: with bucketing, grow the batches of short texts to about this many
+            tokens each (see `bucket_batch_sizes`); `None` keeps every batch at `batch_size`.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise SeqclfError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    if not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(f"`max_length` must be a positive integer. Received: max_length={max_length!r}")
-    texts = np.asarray(texts, dtype=object)
-    labels = np.asarray(labels, dtype="int64")
-    ds = tf.data.Dataset.from_tensor_slices((texts.astype(str), labels))
-    ds = ds.batch(1024).map(
-        vectorize_fn(vectorizer, max_length), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    ).unbatch()
-    # Strip each text's padding again, so bucketing sees its true length.
-    ds = ds.map(lambda ids, length, label: (ids[:length], label))
-    ds = ds.cache()
+    _check_sizes(batch_size, max_length)
+    texts = string_values(texts)
+    labels = np.asarray(labels, dtype="int64").reshape(-1)
+    if len(texts) != len(labels):
+        raise SeqclfError(
+            f"`texts` and `labels` must have the same length. Received: {len(texts)} texts, "
+            f"{len(labels)} labels"
+        )
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(texts, dtype=tf.string, shape=[len(texts)]), labels)
+    )
+    ds = vectorize_batches(ds.batch(1024), vectorizer, max_length).cache()
     if shuffle:
         ds = ds.shuffle(max(len(texts), 1), seed=seed, reshuffle_each_iteration=True)
-    if bucketing:
-        if boundaries is None:
-            boundaries = bucket_boundaries(np.minimum(token_lengths(vectorizer, texts), max_length))
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda ids, label: tf.shape(ids)[0],
-            bucket_boundaries=list(boundaries),
-            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        )
-    else:
-        ds = ds.padded_batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    if bucketing and boundaries is None:
+        boundaries = bucket_boundaries(np.minimum(token_lengths(vectorizer, texts), max_length))
+    return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens)
 
 
 def shuffle_words(texts, seed=0):

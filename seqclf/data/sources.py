@@ -98,7 +98,7 @@ def _from_builder(builder, split, spec_text, quiet):
 
 
 def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column=None,
-              label_names=None, download=False, quiet=False):
+              label_names=None, download=False, quiet=False, stream=False):
     """Loads the data a spec names as a `TextData`.
 
     Args:
@@ -109,12 +109,18 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
         label_names: map the labels onto these class names (a trained model's).
         download: allow TFDS catalog datasets to download and prepare (needs the network).
         quiet: no progress bars.
+        stream: for a file, return a `seqclf.data.streaming.StreamedTextData` (one checking
+            pass; the texts are read again by its `dataset()`), for files larger than memory.
+            TFDS datasets are loaded in memory either way.
     """
     parsed = parse_spec(spec)
     data_dir = data_dir or DEFAULT_DATA_DIR
     if parsed.kind == "file":
-        data = read_table(parsed.name, text_column, label_column, label_names=label_names)
-        return data
+        if stream:
+            from seqclf.data.streaming import open_stream
+
+            return open_stream(parsed.name, text_column, label_column, label_names=label_names)
+        return read_table(parsed.name, text_column, label_column, label_names=label_names)
     split = parsed.split or split or "train"
     if quiet:
         tfds.disable_progress_bar()

@@ -42,24 +42,33 @@ class TextData:
     def num_classes(self):
         return len(self.label_names)
 
-    def subset(self, index):
-        return TextData(self.texts[index], self.labels[index], self.label_names, self.source)
+    def subset(self, index, skipped=None):
+        """The rows `index` selects; `skipped` defaults to this data's counts (they describe the
+        source, and dropping them would hide rows lost while loading)."""
+        skipped = dict(self.skipped if skipped is None else skipped)
+        return TextData(self.texts[index], self.labels[index], self.label_names, self.source,
+                        skipped)
+
+    def dataset(self, vectorizer, **kwargs):
+        """`make_dataset(self.texts, self.labels, vectorizer, **kwargs)`: the same call as for a
+        `seqclf.data.streaming.StreamedTextData`, so training code need not tell them apart."""
+        from seqclf.data.pipeline import make_dataset
+
+        return make_dataset(self.texts, self.labels, vectorizer, **kwargs)
 
     def relabel(self, label_names):
         """Re-expresses the labels in the class order of `label_names` (e.g. a trained model's)."""
         if list(label_names) == self.label_names:
             return self
-        missing = sorted(set(self.label_names) - set(label_names))
-        if missing:
-            raise SeqclfError(
-                f"{self.source}: labels unknown to the model. Expected labels among "
-                f"{list(label_names)}. Received: {missing}"
-            )
-        mapping = np.array([list(label_names).index(n) for n in self.label_names], dtype="int64")
+        mapping = label_mapping(self.source, self.label_names, label_names)
         return TextData(self.texts, mapping[self.labels], label_names, self.source, self.skipped)
 
     def split(self, fraction, seed):
-        """Holds out a stratified `fraction` as a second `TextData`: returns (rest, held_out)."""
+        """Holds out a stratified `fraction` as a second `TextData`: returns (rest, held_out).
+
+        The rest keeps the source's `skipped` counts and the held-out part has none, so adding
+        the two counts rows once.
+        """
         rng = np.random.default_rng(seed)
         held = []
         for c in range(self.num_classes):
@@ -68,4 +77,16 @@ class TextData:
             held.extend(idx[: max(1, round(len(idx) * fraction))])
         mask = np.zeros(len(self), dtype=bool)
         mask[held] = True
-        return self.subset(~mask), self.subset(mask)
+        return self.subset(~mask), self.subset(mask, skipped={})
+
+
+def label_mapping(source, names, label_names):
+    """Class ids in `label_names` of each of `names`; names missing there are an error."""
+    label_names = [str(n) for n in label_names]
+    missing = sorted(set(names) - set(label_names))
+    if missing:
+        raise SeqclfError(
+            f"{source}: labels unknown to the model. Expected labels among {label_names}. "
+            f"Received: {missing}"
+        )
+    return np.array([label_names.index(n) for n in names], dtype="int64")
