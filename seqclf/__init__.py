@@ -6,7 +6,7 @@ CLI's `--help` stay fast):
 * data: `load_spec`, `read_table`, `make_vectorizer`, `make_dataset`, `TextData`, `SeqclfWordOrder`
 * models: `build_classifier`, `compile_classifier`, `build_end_to_end`, `make_optimizer`
 * gradients: `GradientStats`, `timestep_gradient_norms`
-* runs: `TrainConfig`, `train`, `evaluate`, `predict`, `load_run`
+* runs: `TrainConfig`, `train`, `evaluate`, `predict`, `load_run`, `RunBackup` (crash and resume)
 * serving: `export_saved_model`, `export_run`
 """
 
@@ -29,6 +29,7 @@ _EXPORTS = {
     "make_optimizer": "seqclf.optimizers",
     "GradientStats": "seqclf.callbacks",
     "timestep_gradient_norms": "seqclf.callbacks",
+    "RunBackup": "seqclf.callbacks",
     "TrainConfig": "seqclf.run",
     "train": "seqclf.run",
     "evaluate": "seqclf.run",

@@ -42,7 +42,8 @@ def _positive_int(text):
 
 
 def _add_train(sub):
-    from seqclf.models.classifier import LSTM_INITS, MODEL_NAMES
+    from seqclf.distribute import STRATEGIES
+    from seqclf.models.classifier import LSTM_INITS, MODEL_NAMES, POOLINGS
     from seqclf.run import TrainConfig
 
     d = TrainConfig()
@@ -60,6 +61,8 @@ def _add_train(sub):
     p.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim)
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--embedding-dropout", type=float, default=d.embedding_dropout)
+    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
+                   help="recurrent output to classify: the final state, or max/mean over time")
     p.add_argument("--lstm-init", choices=LSTM_INITS, default=d.lstm_init,
                    help="LSTM gate-bias initialization: Keras' default (forget bias 1) or chrono")
     p.add_argument("--forget-bias", type=float, help="constant LSTM forget-gate bias")
@@ -68,6 +71,9 @@ def _add_train(sub):
     p.add_argument("--max-length", type=_positive_int, default=d.max_length,
                    help="texts are truncated to this many tokens (and counted)")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--batch-tokens", type=_positive_int, default=d.batch_tokens,
+                   help="grow batches of short texts to about this many tokens (batch-size is "
+                        "the minimum); fewer, fuller steps on CPU")
     p.add_argument("--epochs", type=_positive_int, default=d.epochs)
     p.add_argument("--steps-per-execution", type=_positive_int, default=d.steps_per_execution,
                    help="training steps per call of the compiled train function")
@@ -89,12 +95,23 @@ def _add_train(sub):
     p.add_argument("--text-column")
     p.add_argument("--label-column")
     p.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
+    p.add_argument("--stream", action="store_true",
+                   help="read data files as a stream, for files larger than memory: one checking "
+                        "pass, vocabulary from a 50,000-text sample, validation held out by a "
+                        "hash of the line number, shuffling within 10,000 examples")
+    p.add_argument("--steps-per-epoch", type=_positive_int, metavar="N",
+                   help="cap on training steps per epoch (default: all the training data)")
     p.add_argument("--embeddings", metavar="PATH",
                    help="pretrained word vectors (word2vec/GloVe text format)")
     p.add_argument("--gradient-stats", type=_positive_int, metavar="N",
                    help="record per-layer gradient statistics every N steps into "
                         "RUN_DIR/gradient_stats.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   default=d.strategy,
+                   help="tf.distribute strategy: mirrored = all local devices, multi_worker = "
+                        "one process per host configured by TF_CONFIG (only the chief writes "
+                        "RUN_DIR); --batch-size is the global batch")
 
 
 def config_from_args(args):

@@ -37,6 +37,7 @@ import warnings
 
 import numpy as np
 
+from seqclf._io import atomic_path, atomic_write_text
 from seqclf.errors import SeqclfError
 
 __all__ = ["DemoConfig", "run_demo", "simple_rnn_jacobian_factors", "fit_log_slope"]
@@ -667,7 +668,8 @@ def _plots(out, decay_curves, learning, explode_records, explode_losses, stats, 
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     path = os.path.join(out, "accuracy_vs_distance.png")
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     files.append(path)
 
     # Per-timestep gradients before/after training at the longest temporal-order length.
@@ -713,7 +715,8 @@ def _plots(out, decay_curves, learning, explode_records, explode_losses, stats, 
     ax2.legend(fontsize="small")
     ax2.grid(alpha=0.3, which="both")
     path = os.path.join(out, "exploding_clipping.png")
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     files.append(path)
 
     clipped = [r for r in explode_records if r["clipnorm"]]
@@ -1103,22 +1106,23 @@ def run_demo(out_dir, *, smoke=False, quiet=False, seed=0, data_dir=None, config
         rec["sampled_steps"] = int(len(vals))
 
     stats_path = os.path.join(out, "gradient_stats.csv")
-    stats.to_csv(stats_path, index=False)
+    with atomic_path(stats_path) as tmp:
+        stats.to_csv(tmp, index=False)
     width = max(len(c) for c in curves.values())
     decay_frame = pd.DataFrame({"distance": np.arange(width)})
     for label, c in curves.items():
         col = np.full(width, np.nan)
         col[: len(c)] = c
         decay_frame[label] = col
-    decay_frame.to_csv(os.path.join(out, "decay_curves.csv"), index=False)
+    with atomic_path(os.path.join(out, "decay_curves.csv")) as tmp:
+        decay_frame.to_csv(tmp, index=False)
     loss_rows = [
         {"run": run, "step": i, "loss": float(v)}
         for run, losses in explode_losses.items()
         for i, v in enumerate(losses)
     ]
-    pd.DataFrame(loss_rows, columns=["run", "step", "loss"]).to_csv(
-        os.path.join(out, "step_losses.csv"), index=False
-    )
+    with atomic_path(os.path.join(out, "step_losses.csv")) as tmp:
+        pd.DataFrame(loss_rows, columns=["run", "step", "loss"]).to_csv(tmp, index=False)
 
     summary = {
         "smoke": bool(smoke),
@@ -1137,10 +1141,9 @@ def run_demo(out_dir, *, smoke=False, quiet=False, seed=0, data_dir=None, config
         + summary["plots"]
     )
     summary["wall_seconds"] = round(time.time() - start, 1)
-    with open(os.path.join(out, "report.md"), "w") as f:
-        f.write(_report(summary, cfg))
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(_jsonable(summary), f, indent=2, allow_nan=True)
+    atomic_write_text(os.path.join(out, "report.md"), _report(summary, cfg))
+    atomic_write_text(os.path.join(out, "summary.json"),
+                      json.dumps(_jsonable(summary), indent=2, allow_nan=True))
     if not quiet:
         print(f"seqclf demo: wrote {len(summary['files'])} files to {out} "
               f"in {summary['wall_seconds']:.0f} s")

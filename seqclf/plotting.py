@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from seqclf._io import atomic_path
 from seqclf.errors import SeqclfError
 
 __all__ = ["plot_layer_norms", "plot_timestep_gradients", "plot_timestep_heatmap"]
@@ -33,7 +34,8 @@ def _save(fig, path):
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
-        fig.savefig(path, dpi=100, format="png")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     return fig
 
 

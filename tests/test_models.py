@@ -14,6 +14,7 @@ from seqclf.errors import SeqclfError
 from seqclf.models import (
     MODEL_NAMES,
     ChronoBias,
+    MaskedGlobalMaxPooling1D,
     build_classifier,
     build_end_to_end,
     compile_classifier,
@@ -42,6 +43,23 @@ def test_padding_is_masked():
     short = model.predict(np.array([[3, 4]]), verbose=0)
     padded = model.predict(np.array([[3, 4, 0, 0, 0, 0]]), verbose=0)
     np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_pooling_ignores_padding(pooling):
+    model = build_classifier("gru", vocab_size=12, num_classes=2, embedding_dim=4, units=4,
+                             pooling=pooling, seed=0)
+    short = model.predict(np.array([[3, 4]]), verbose=0)
+    padded = model.predict(np.array([[3, 4, 0, 0, 0, 0]]), verbose=0)
+    np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_masked_max_pooling_skips_masked_steps():
+    x = np.array([[[-3.0, 1.0], [-2.0, 5.0], [0.0, 9.0]]], dtype="float32")
+    mask = np.array([[True, True, False]])
+    out = keras.ops.convert_to_numpy(MaskedGlobalMaxPooling1D()(x, mask=mask))
+    # Keras' GlobalMaxPooling1D would give [0, 9]: the padded step's values.
+    np.testing.assert_allclose(out, [[-2.0, 5.0]])
 
 
 def test_seed_makes_weights_reproducible():
@@ -81,6 +99,8 @@ def test_recurrent_gain_scales_orthogonal_kernel():
         (dict(cell="lstm", units=0), r"Received: units=0"),
         (dict(cell="lstm", num_classes=1), r"Received: num_classes=1"),
         (dict(cell="lstm", dropout=1.5), r"Received: dropout=1.5"),
+        (dict(cell="lstm", pooling="attention"), r"Received: pooling='attention'"),
+        (dict(cell="bow", pooling="max"), r"Received: pooling='max'"),
     ],
 )
 def test_builder_errors(kwargs, match):
@@ -126,7 +146,7 @@ def test_end_to_end_matches_vectorized_model():
 
 def test_keras_file_round_trip_in_fresh_process(tmp_path):
     model = build_classifier("lstm", vocab_size=12, num_classes=2, embedding_dim=4, units=4,
-                             lstm_init="chrono", bidirectional=True, seed=0)
+                             lstm_init="chrono", bidirectional=True, pooling="max", seed=0)
     path = tmp_path / "m.keras"
     model.save(path)
     np.save(tmp_path / "expected.npy", model.predict(X, verbose=0))

@@ -1,6 +1,7 @@
 """The tf.data pipeline: bucketing, truncation, determinism, and the order-blind control."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seqclf.data import (
@@ -10,6 +11,8 @@ from seqclf.data import (
     shuffle_words,
     token_lengths,
 )
+from seqclf.data.pipeline import bucket_batch_sizes
+from seqclf.errors import SeqclfError
 
 TEXTS = np.array(
     [" ".join(f"w{j}" for j in range(n)) for n in [1, 2, 3, 3, 4, 20, 21, 22, 25, 40, 41, 2]]
@@ -44,6 +47,22 @@ def test_bucketing_pads_far_less_than_random_batches():
         for row in x:
             n = int((row != 0).sum())
             assert (row[:n] != 0).all() and (row[n:] == 0).all()
+
+
+def test_batch_tokens_grows_batches_of_short_texts_only():
+    assert bucket_batch_sizes([3, 5, 21], 4) == [4, 4, 4, 4]
+    # Buckets hold lengths < 3, < 5, < 21 and the rest: 16 tokens / longest length, at least 4.
+    assert bucket_batch_sizes([3, 5, 21], 4, batch_tokens=16) == [8, 4, 4, 4]
+    with pytest.raises(SeqclfError, match="Received: batch_tokens=0"):
+        bucket_batch_sizes([3], 4, batch_tokens=0)
+    v = make_vectorizer(TEXTS, max_tokens=100)
+    ds = make_dataset(TEXTS, LABELS, v, batch_size=2, boundaries=[3, 5, 21], batch_tokens=16)
+    batches = _batches(ds)
+    assert sum(len(y) for _, y in batches) == len(TEXTS)  # nothing dropped
+    # Four texts have 1-2 tokens (an empty one becomes one OOV token): one batch of all four,
+    # where batch_size alone would make two.
+    assert [len(y) for x, y in batches if x.shape[1] <= 2] == [4]
+    assert all(len(y) <= 2 for x, y in batches if x.shape[1] > 4)
 
 
 def test_truncation_and_empty_texts():

@@ -1,6 +1,7 @@
 """Training callbacks and gradient diagnostics."""
 
 from seqclf.callbacks.gradient_stats import GradientStats
+from seqclf.callbacks.run_backup import RunBackup
 from seqclf.callbacks.timestep_gradients import recurrent_layers, timestep_gradient_norms
 
-__all__ = ["GradientStats", "recurrent_layers", "timestep_gradient_norms"]
+__all__ = ["GradientStats", "RunBackup", "recurrent_layers", "timestep_gradient_norms"]

@@ -37,7 +37,9 @@ What the numbers mean:
   `clipnorm` threshold acts on shares that are roughly 1/N of the full gradient.)
   Cost: without XLA, TensorFlow cannot all-reduce inside `tf.cond`, so under a multi-replica
   strategy the summing all-reduce (gradients, twice when clipping is configured) runs on every
-  step, sampled or not.
+  step, sampled or not. Under `MultiWorkerMirroredStrategy` that all-reduce spans the workers,
+  so every worker must run the callback (same `frequency`); all of them then hold the same
+  statistics, and `seqclf train` saves only the chief's (tests/test_distributed.py).
 * With gradient accumulation, statistics are those of the accumulated gradient on update steps.
 * Embedding gradients are `tf.IndexedSlices`; statistics describe the dense gradient (repeated
   tokens summed, untouched rows counting as zeros). Keras's `clipnorm` (`tf.clip_by_norm`)
@@ -58,10 +60,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from seqclf._io import atomic_path
 from seqclf.callbacks.timestep_gradients import timestep_gradient_norms
 from seqclf.errors import SeqclfError
 
-__all__ = ["GradientStats", "STATISTICS"]
+__all__ = ["GradientStats", "STATISTICS", "load_frame", "save_frame"]
 
 #: Statistics recorded per variable, in the order of the in-graph statistics vector.
 STATISTICS = ("norm", "mean", "std", "max_abs", "frac_near_zero", "norm_ratio")
@@ -367,31 +370,14 @@ class GradientStats(keras.callbacks.Callback):
         `timestep` (nullable int) is the distance from the sequence end for probe rows and
         missing otherwise; `variable` is "" for global and probe rows.
         """
-        frame = pd.DataFrame(self._rows, columns=_COLUMNS)
-        frame["step"] = frame["step"].astype("int64")
-        frame["epoch"] = frame["epoch"].astype("int64")
-        frame["timestep"] = frame["timestep"].astype("Int64")
-        frame["value"] = frame["value"].astype("float64")
-        return frame
+        return _typed(pd.DataFrame(self._rows, columns=_COLUMNS))
 
     def save(self, path):
-        """Write `to_dataframe()` to `path`: `.csv` or `.parquet`/`.pq`, by extension."""
-        path = os.fspath(path)
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in (".csv", ".parquet", ".pq"):
-            raise SeqclfError(
-                "Unsupported file extension; expected .csv, .parquet or .pq. "
-                f"Received: path={path!r}"
-            )
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        frame = self.to_dataframe()
-        if ext == ".csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
-        return path
+        """Write `to_dataframe()` to `path` (atomically): `.csv` or `.parquet`/`.pq`, by extension.
+
+        `load_frame(path)` reads it back.
+        """
+        return save_frame(self.to_dataframe(), path)
 
     # ------------------------------------------------------------------ optimizer wrapping
 
@@ -727,6 +713,55 @@ class GradientStats(keras.callbacks.Callback):
                 edges = np.linspace(lo, hi, self._bins + 1)
                 for i, (layer, variable) in enumerate(self._names):
                     _write_histogram(f"grad_log10_abs/{layer}/{variable}", edges, hists[i], step)
+
+
+def _typed(frame):
+    frame["step"] = frame["step"].astype("int64")
+    frame["epoch"] = frame["epoch"].astype("int64")
+    frame["timestep"] = frame["timestep"].astype("Int64")
+    frame["value"] = frame["value"].astype("float64")
+    return frame
+
+
+def _frame_format(path):
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".parquet", ".pq"):
+        raise SeqclfError(
+            "Unsupported file extension; expected .csv, .parquet or .pq. "
+            f"Received: path={path!r}"
+        )
+    return path, ext
+
+
+def save_frame(frame, path):
+    """Write a `GradientStats.to_dataframe()` frame to `.csv` or `.parquet`/`.pq`, atomically.
+
+    The file is written beside `path` and renamed over it, so a crash never leaves a truncated
+    file (see `seqclf._io`). Returns `path`.
+    """
+    path, ext = _frame_format(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if ext == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return path
+
+
+def load_frame(path):
+    """Read a file written by `GradientStats.save` with the dtypes of `to_dataframe()`."""
+    path, ext = _frame_format(path)
+    if ext != ".csv":
+        return _typed(pd.read_parquet(path))
+    # `variable` is "" for global and probe rows; pandas would read those as NaN.
+    text = {c: str for c in ("layer", "variable", "stage", "statistic")}
+    frame = pd.read_csv(path, dtype=text, keep_default_na=False,
+                        na_values={"timestep": [""], "value": [""]})
+    return _typed(frame)
 
 
 # TensorBoard's summary ops live in the `tensorboard` package, which is not a dependency; the

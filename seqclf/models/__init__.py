@@ -4,11 +4,13 @@ from seqclf.models.classifier import (
     CELLS,
     LSTM_INITS,
     MODEL_NAMES,
+    POOLINGS,
     build_classifier,
     compile_classifier,
 )
 from seqclf.models.end_to_end import build_end_to_end
 from seqclf.models.initializers import ChronoBias, ForgetBias
+from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 
 __all__ = [
     "CELLS",
@@ -16,6 +18,8 @@ __all__ = [
     "MODEL_NAMES",
     "ChronoBias",
     "ForgetBias",
+    "MaskedGlobalMaxPooling1D",
+    "POOLINGS",
     "build_classifier",
     "build_end_to_end",
     "compile_classifier",

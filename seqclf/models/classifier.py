@@ -11,6 +11,7 @@ import keras
 
 from seqclf.errors import SeqclfError
 from seqclf.models.initializers import ChronoBias, ForgetBias
+from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 
 CELLS = {
     "simple_rnn": keras.layers.SimpleRNN,
@@ -19,6 +20,7 @@ CELLS = {
 }
 MODEL_NAMES = (*CELLS, "bow")
 LSTM_INITS = ("default", "chrono")
+POOLINGS = ("last", "max", "mean")
 
 
 def _positive_int(name, value):
@@ -37,6 +39,7 @@ def build_classifier(
     bidirectional=False,
     dropout=0.0,
     embedding_dropout=0.0,
+    pooling="last",
     lstm_init="default",
     forget_bias=None,
     chrono_max_timescale=None,
@@ -58,6 +61,10 @@ def build_classifier(
         bidirectional: wrap each recurrent layer in `keras.layers.Bidirectional`.
         dropout: dropout before the classifier head and between stacked layers.
         embedding_dropout: dropout on the embedded sequence.
+        pooling: how the last recurrent layer's outputs become one vector: `last` (its final
+            state), `max` or `mean` over the real (unmasked) steps of its output sequence.
+            Pooling lets every position reach the head directly, so the gradient no longer has
+            to travel back through time from the last step. Recurrent models only.
         lstm_init: `default` (Keras' `unit_forget_bias=True`) or `chrono`
             (`seqclf.models.initializers.ChronoBias`). LSTM only.
         forget_bias: a constant forget-gate bias instead of Keras' 1.0. LSTM only.
@@ -87,6 +94,14 @@ def build_classifier(
     for arg, value in (("dropout", dropout), ("embedding_dropout", embedding_dropout)):
         if not 0.0 <= value < 1.0:
             raise SeqclfError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
+    if pooling not in POOLINGS:
+        raise SeqclfError(
+            f"Unknown pooling. Expected one of: {', '.join(POOLINGS)}. Received: pooling={pooling!r}"
+        )
+    if cell == "bow" and pooling != "last":
+        raise SeqclfError(
+            f"`pooling` applies to recurrent models; `bow` always averages. Received: pooling={pooling!r}"
+        )
     if lstm_init not in LSTM_INITS:
         raise SeqclfError(
             f"Unknown LSTM initialization. Expected one of: {', '.join(LSTM_INITS)}. "
@@ -144,7 +159,7 @@ def build_classifier(
     else:
         for i in range(layers):
             kwargs = dict(
-                return_sequences=i < layers - 1,
+                return_sequences=i < layers - 1 or pooling != "last",
                 kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
                 recurrent_initializer=keras.initializers.Orthogonal(
                     gain=1.0 if recurrent_gain is None else float(recurrent_gain), seed=next_seed()
@@ -164,6 +179,10 @@ def build_classifier(
             x = layer(x)
             if dropout and i < layers - 1:
                 x = keras.layers.Dropout(dropout, seed=next_seed(), name=f"dropout_{i}")(x)
+        if pooling == "max":
+            x = MaskedGlobalMaxPooling1D(name="max_over_time")(x)
+        elif pooling == "mean":
+            x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, seed=next_seed(), name="head_dropout")(x)
     outputs = keras.layers.Dense(

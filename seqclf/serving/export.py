@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 
+from seqclf._io import atomic_write_text
 from seqclf.errors import SeqclfError
 
 SERVE_TAG = "serve"
@@ -429,8 +430,5 @@ def write_models_config(path, models):
     text = text_format.MessageToString(config)
     # Parsing back proves the file is what `tensorflow_model_server --model_config_file` reads.
     text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return text
