@@ -7,7 +7,9 @@ Each round fits every configuration for `--epochs` epochs; the first epoch of ea
 traces the train function) is dropped. Prints the median epoch time per configuration and its
 ratio to the baseline.
 
-    python bench/bench_gradient_stats.py [--rounds 3] [--epochs 4]
+    python bench/bench_gradient_stats.py [--rounds 3] [--epochs 4] [--json OUT.json]
+
+`--json` also writes the summary plus every measured epoch time per configuration.
 """
 
 import argparse
@@ -61,7 +63,7 @@ def make_model(length, vocab):
     return model
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
@@ -69,7 +71,8 @@ def main():
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--verbose", action="store_true", help="print every epoch time")
-    args = parser.parse_args()
+    parser.add_argument("--json", metavar="PATH", help="also write the results and raw times here")
+    args = parser.parse_args(argv)
 
     vocab = 1000
     x, y = make_data(args.samples, args.length, vocab)
@@ -108,6 +111,10 @@ def main():
         result[name] = {"median_epoch_s": round(med, 4), "ratio": round(med / base, 4)}
         print(f"{name:>20}: median epoch {med:.3f} s  ratio {med / base:.3f}")
     print(json.dumps(result))
+    if args.json:
+        result["epoch_seconds"] = times
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":

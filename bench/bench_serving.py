@@ -1,6 +1,6 @@
 """Serving latency of a seqclf export through TensorFlow's C API vs in-process `model.predict`.
 
-Usage: python bench/bench_serving.py [--runs 200] [--units 64] [--vocab 5000]
+Usage: python bench/bench_serving.py [--runs 200] [--units 64] [--vocab 5000] [--json OUT.json]
 
 Exports a randomly initialised Embedding+LSTM classifier (weights do not change the cost),
 loads it with `TF_LoadSessionFromSavedModel` in a fresh worker process (`CApiHarness`) and
@@ -11,9 +11,11 @@ measures, in the same run:
 * batch-64 throughput (texts/s) for the same three paths.
 
 `model.predict` is timed with the same preprocessing the export runs (vectorizer, truncation).
+`--json` also writes, per path, the single-text p50/p99 (ms) and batch-64 texts/s.
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -59,6 +61,7 @@ def main(argv=None):
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=5000)
     parser.add_argument("--max-length", type=int, default=100)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -142,6 +145,14 @@ def main(argv=None):
             f"ratio model.predict / {name}: single-text p50 {kp50 / percentiles(s)[0]:.1f}x, "
             f"batch-64 throughput {np.median(kp_batch) / np.median(b):.1f}x"
         )
+    if args.json:
+        figures = {
+            name: {"p50_ms": percentiles(s)[0], "p99_ms": percentiles(s)[1],
+                   "batch64_texts_per_s": 64 / np.median(b)}
+            for name, s, b in rows
+        }
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
     target = kp50 / percentiles(rt_single)[0]
     print(
         f"target single-text p50 >= 20x lower than model.predict (round trip): "
