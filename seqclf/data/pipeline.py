@@ -81,9 +81,10 @@ def _ragged(vectorizer):
 def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
     """A `keras.layers.TextVectorization` adapted on `texts` (the training split only).
 
-    Lower-cases, strips punctuation and splits on whitespace; id 0 is padding, 1 out-of-vocabulary.
-    It pads to the longest text of each batch (no fixed `output_sequence_length`); truncation to
-    the model's maximum length happens after it. Pass `vocabulary` (as saved by
+    Lower-cases, strips punctuation and splits on whitespace and NUL (`standardize`); id 0 is
+    padding, 1 out-of-vocabulary. It pads to the longest text of each batch (no fixed
+    `output_sequence_length`); the tf.data pipeline truncates to the model's maximum length
+    before padding (see `_ragged`). Pass `vocabulary` (as saved by
     `vectorizer.get_vocabulary()`) instead of `texts` to rebuild a trained one.
     """
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 3):

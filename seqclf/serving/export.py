@@ -24,7 +24,8 @@ import os
 import re
 import shutil
 
-from seqclf._io import atomic_write_text
+# One prefix for every temporary name seqclf writes (files and export directories alike).
+from seqclf._io import TMP_PREFIX, atomic_write_text
 from seqclf.errors import SeqclfError
 
 SERVE_TAG = "serve"
@@ -33,7 +34,6 @@ CLASSIFY_SIGNATURE = "classify"
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-TMP_PREFIX = ".tmp-"
 # Ops that must never reach a serving graph: cuDNN kernels only exist on GPU builds, and py_func
 # ops call back into the Python interpreter that exported the model.
 FORBIDDEN_OP_PREFIXES = ("CudnnRNN",)
