@@ -40,8 +40,7 @@ import warnings
 import keras
 import numpy as np
 
-from seqclf._io import atomic_path, remove_stale_temporaries
-from seqclf._io import atomic_write_text as _atomic_write_text
+from seqclf._io import atomic_path, atomic_write_text, remove_stale_temporaries
 from seqclf.callbacks.run_backup import RunBackup
 from seqclf.data import load_spec, make_dataset, make_vectorizer, parse_spec, shuffle_words
 from seqclf.data.pipeline import (
@@ -115,7 +114,7 @@ class TrainConfig:
 
 
 def _write_json(path, obj):
-    _atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 # Settings that do not change what is trained: a resume may give other values.
@@ -340,7 +339,7 @@ def train(config):
     if saved_config is not None:
         _check_same_config(out, saved_config, resolved)
     _write_json(os.path.join(out, "config.json"), resolved)
-    _atomic_write_text(os.path.join(out, "vocabulary.txt"), "\n".join(vocabulary) + "\n")
+    atomic_write_text(os.path.join(out, "vocabulary.txt"), "\n".join(vocabulary) + "\n")
 
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", patience=config.patience, restore_best_weights=True
