@@ -5,10 +5,10 @@ and optimizer read from `seqclf.run.TrainConfig()` at run time):
 
     nn.Embedding(padding_idx=0) -> [dropout] -> nn.LSTM over `pack_padded_sequence` -> final
     state (or max/mean over the real steps, as seqclf's `pooling`) -> dropout -> nn.Linear,
-    cross-entropy on logits, Adam (same learning rate, epsilon 1e-7 as Keras) with the same
-    clipping rule (`clipnorm`: `clip_grad_norm_` on each tensor separately, as Keras does;
-    `global_clipnorm`: on all together; `clipvalue`: `clip_grad_value_`), and seqclf's cosine
-    decay when that is the default.
+    cross-entropy on logits, Adam (same learning rate, epsilon 1e-7 as Keras; for seqclf's
+    default `lazy_adam`, `SparseAdam` on the sparse embedding gradient) with the same clipping
+    rule (`clipnorm`: each tensor separately, as Keras does; `global_clipnorm`: all together;
+    `clipvalue`: element-wise), and seqclf's cosine decay when that is the default.
 
 Settings it does not mirror are listed in its output (`not_mirrored`). It starts from the very
 weights of the Keras model that `build_classifier` makes with the same seed (LSTM gates are in
@@ -105,10 +105,12 @@ def not_mirrored(config):
 
 class TorchLSTMClassifier(nn.Module):
     def __init__(self, vocab_size, num_classes, embedding_dim, units, layers=1,
-                 bidirectional=False, dropout=0.0, embedding_dropout=0.0, pooling="last"):
+                 bidirectional=False, dropout=0.0, embedding_dropout=0.0, pooling="last",
+                 sparse=False):
         super().__init__()
         self.pooling = pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        # sparse: the embedding's gradient holds only the rows used (for SparseAdam).
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0, sparse=sparse)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.lstm = nn.LSTM(embedding_dim, units, num_layers=layers, batch_first=True,
                             bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
@@ -138,7 +140,7 @@ def torch_model_like(keras_model, config, num_classes):
     model = TorchLSTMClassifier(
         emb.shape[0], num_classes, config.embedding_dim, config.units, config.layers,
         config.bidirectional, config.dropout, config.embedding_dropout,
-        getattr(config, "pooling", "last"),
+        getattr(config, "pooling", "last"), sparse=config.optimizer == "lazy_adam",
     )
     params = dict(model.named_parameters())
 
@@ -167,31 +169,77 @@ def torch_model_like(keras_model, config, num_classes):
     return model
 
 
+class _Together:
+    """Several optimizers (or schedulers) stepped as one."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parts:
+            p.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for p in self.parts:
+            p.step()
+
+
+def _clip_sparse_aware(params, clipnorm=None, global_clipnorm=None, clipvalue=None):
+    """Keras' clipping rules on PyTorch gradients; sparse ones are coalesced first (as LazyAdam
+    sums repeated rows) and clipped on their values."""
+    grads = []
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad._values())
+        elif p.grad is not None:
+            grads.append(p.grad)
+    with torch.no_grad():
+        if clipnorm is not None:  # Keras clipnorm: each tensor on its own
+            for g in grads:
+                norm = g.norm()
+                if norm > clipnorm:
+                    g.mul_(clipnorm / norm)
+        elif global_clipnorm is not None:
+            total = torch.sqrt(sum((g * g).sum() for g in grads))
+            if total > global_clipnorm:
+                for g in grads:
+                    g.mul_(global_clipnorm / total)
+        elif clipvalue is not None:
+            for g in grads:
+                g.clamp_(-clipvalue, clipvalue)
+
+
 def make_training(model, config, total_steps=None):
-    """(optimizer, scheduler or None, clip function) matching seqclf's default optimizer."""
-    if config.optimizer != "adam":
+    """(optimizer, scheduler or None, clip function) matching seqclf's default optimizer.
+
+    `lazy_adam` (seqclf's `LazyAdam`) is mirrored by `torch.optim.SparseAdam` on the sparse
+    embedding gradient and Adam on the rest: both update only the embedding rows a batch used.
+    """
+    if config.optimizer not in ("adam", "lazy_adam"):
         raise NotImplementedError(
-            f"the torch reference mirrors Adam only, not {config.optimizer!r}")
+            f"the torch reference mirrors Adam and LazyAdam only, not {config.optimizer!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.learning_rate, eps=ADAM_EPSILON)
+    if config.optimizer == "lazy_adam":
+        embedding = model.embedding.weight
+        rest = [p for p in params if p is not embedding]
+        optimizers = [torch.optim.SparseAdam([embedding], lr=config.learning_rate,
+                                             eps=ADAM_EPSILON),
+                      torch.optim.Adam(rest, lr=config.learning_rate, eps=ADAM_EPSILON)]
+    else:
+        optimizers = [torch.optim.Adam(params, lr=config.learning_rate, eps=ADAM_EPSILON)]
     scheduler = None
     if total_steps and config.lr_schedule == "cosine":  # keras CosineDecay, alpha 0
         def cosine(step):
             return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+        scheduler = _Together(*[torch.optim.lr_scheduler.LambdaLR(o, cosine)
+                                for o in optimizers])
 
     def clip():
-        if config.clipnorm is not None:  # Keras clipnorm: each tensor on its own
-            for p in params:
-                if p.grad is not None:
-                    torch.nn.utils.clip_grad_norm_([p], config.clipnorm)
-        elif config.global_clipnorm is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.global_clipnorm)
-        elif config.clipvalue is not None:
-            torch.nn.utils.clip_grad_value_(params, config.clipvalue)
+        _clip_sparse_aware(params, config.clipnorm, config.global_clipnorm, config.clipvalue)
 
-    return optimizer, scheduler, clip
+    return _Together(*optimizers), scheduler, clip
 
 
 def train_epoch(model, training, ids, lengths, labels, batch_size, rng):

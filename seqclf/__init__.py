@@ -27,6 +27,7 @@ _EXPORTS = {
     "compile_classifier": "seqclf.models",
     "build_end_to_end": "seqclf.models",
     "make_optimizer": "seqclf.optimizers",
+    "LazyAdam": "seqclf.lazy_adam",
     "GradientStats": "seqclf.callbacks",
     "timestep_gradient_norms": "seqclf.callbacks",
     "RunBackup": "seqclf.callbacks",

@@ -82,7 +82,7 @@ def _add_train(sub):
     p.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
                    help="cosine: decay the learning rate to 0 over --epochs")
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adam", "adamw", "rmsprop", "sgd"])
+    p.add_argument("--optimizer", default=d.optimizer, choices=["adam", "lazy_adam", "adamw", "rmsprop", "sgd"])
     clip = p.add_mutually_exclusive_group()
     clip.add_argument("--clipnorm", type=_positive_float, help="clip each gradient tensor's norm")
     clip.add_argument("--global-clipnorm", type=_positive_float,

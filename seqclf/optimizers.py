@@ -17,9 +17,11 @@ with norm clipping makes the effective rule hard to reason about.
 import keras
 
 from seqclf.errors import SeqclfError
+from seqclf.lazy_adam import LazyAdam
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
+    "lazy_adam": LazyAdam,
     "adamw": keras.optimizers.AdamW,
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
@@ -38,7 +40,8 @@ def make_optimizer(
     """Returns a Keras optimizer with at most one clipping mode.
 
     Args:
-        name: one of `adam`, `adamw`, `rmsprop`, `sgd`.
+        name: one of `adam`, `lazy_adam` (Adam updating only the embedding rows a batch uses,
+            see `seqclf.lazy_adam.LazyAdam`), `adamw`, `rmsprop`, `sgd`.
         learning_rate: a positive float or a `keras.optimizers.schedules.LearningRateSchedule`.
         clipnorm: clip each gradient tensor to this L2 norm.
         global_clipnorm: clip the global norm of all gradients to this value.

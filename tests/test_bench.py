@@ -143,3 +143,34 @@ def test_torch_reference_computes_what_the_keras_model_computes(bidirectional, l
         logits = torch_model(torch.from_numpy(ids), torch.from_numpy(lengths))
     expected = keras_model.predict(ids, verbose=0)
     np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), expected, atol=1e-5)
+
+
+def test_torch_reference_mirrors_lazy_adam_with_sparse_adam():
+    """seqclf's default `lazy_adam` → SparseAdam on the embedding: rows no batch used stay put."""
+    torch = pytest.importorskip("torch", reason="the PyTorch reference needs the `bench` extra")
+    import dataclasses
+
+    import numpy as np
+
+    from bench.bench_pipeline import build_lstm, default_config
+    from bench.bench_torch import make_training, torch_model_like, train_epoch, vectorize_ids
+    from seqclf.data import make_vectorizer
+
+    texts = ["not good , just bad", "a fine film", "the plot was dull but the cast superb"]
+    vectorizer = make_vectorizer(texts, max_tokens=100)
+    config = dataclasses.replace(default_config(), units=8, embedding_dim=6,
+                                 optimizer="lazy_adam", clipnorm=0.01, dropout=0.0,
+                                 embedding_dropout=0.0)
+    model = torch_model_like(build_lstm(config, vectorizer, seed=1), config, num_classes=2)
+    assert model.embedding.sparse
+    ids, lengths = vectorize_ids(vectorizer, texts[:2], config.max_length)
+    before = model.embedding.weight.detach().numpy().copy()
+    training = make_training(model, config, total_steps=4)
+    train_epoch(model, training, ids, lengths, np.array([0, 1]), 2, np.random.default_rng(0))
+    after = model.embedding.weight.detach().numpy()
+    used = np.unique(ids[ids > 0])
+    unused = np.setdiff1d(np.arange(len(before)), used)
+    np.testing.assert_array_equal(after[unused], before[unused])
+    # Adam's first step moves each used element by about the learning rate, clipped or not.
+    moved = np.abs(after[used] - before[used])
+    assert np.all(moved > 0.5 * config.learning_rate) and np.all(moved < 2 * config.learning_rate)

@@ -415,3 +415,42 @@ def test_mirrored_strategy_two_logical_cpus():
         np.testing.assert_allclose(r["pre"][name], r["expect_pre"][name], rtol=1e-5)
         np.testing.assert_allclose(r["post"][name], r["expect_post"][name], rtol=1e-5)
         assert r["fired"][name] == r["expect_fired"][name]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_clip_fired_follows_how_the_optimizer_measures_an_embedding_gradient(optimizer):
+    from seqclf.optimizers import make_optimizer
+
+    # One token four times: the embedding gradient holds four equal slices of row 1. Keras' Adam
+    # clips by the norm of the slices (2 |g_slice|), LazyAdam by the dense row (4 |g_slice|).
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,), dtype="int32"),
+                              keras.layers.Embedding(5, 2, name="embedding"),
+                              keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(1, name="dense")])
+    x, y = np.ones((1, 4), "int32"), np.ones((1, 1), "float32")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.mean_squared_error(y, model(x))
+    slices = tape.gradient(loss, model.layers[0].embeddings)
+    dense_norm = float(tf.norm(tf.convert_to_tensor(slices)))
+    slices_norm = float(tf.norm(slices.values))
+    np.testing.assert_allclose(dense_norm, 2 * slices_norm, rtol=1e-5)
+    clipnorm = 1.5 * slices_norm  # between the two measures
+    model.compile(make_optimizer(optimizer, 0.01, clipnorm=clipnorm), loss="mse")
+    cb = GradientStats(frequency=1)
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    one_step(cb, model, x, y)
+    cb.on_train_end()
+    frame = cb.to_dataframe()
+    fired = values(frame, "post_clip", "clip_fired", layer="embedding")["embeddings"]
+    post = values(frame, "post_clip", "norm", layer="embedding")["embeddings"]
+    np.testing.assert_allclose(values(frame, "pre_clip", "norm", layer="embedding")["embeddings"],
+                               dense_norm, rtol=1e-5)
+    if optimizer == "lazy_adam":
+        assert fired == 1.0
+        np.testing.assert_allclose(post, clipnorm, rtol=1e-5)  # clipped to exactly clipnorm
+    else:
+        assert fired == 0.0
+        np.testing.assert_allclose(post, dense_norm, rtol=1e-5)  # under clipnorm by its slices

@@ -91,9 +91,38 @@ def test_pipeline_order_is_map_cache_shuffle_bucket_prefetch():
     graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
     ops = [n.op for n in graph.node]  # the dataset graph lists its ops source-first
     order = [o for o in ops if o in ("ParallelMapDatasetV2", "CacheDatasetV2", "ShuffleDatasetV3",
-                                     "GroupByWindowDataset", "PrefetchDataset")]
+                                     "PaddedBatchDatasetV2", "FlatMapDataset", "PrefetchDataset")]
+    # Bucketing = a padded pool, sorted and split into batches (flat map), batches reshuffled.
     assert order == ["ParallelMapDatasetV2", "CacheDatasetV2", "ShuffleDatasetV3",
-                     "GroupByWindowDataset", "PrefetchDataset"], order
+                     "PaddedBatchDatasetV2", "FlatMapDataset", "ShuffleDatasetV3",
+                     "PrefetchDataset"], order
+
+
+def test_sorted_pools_give_full_batches_of_similar_length(monkeypatch):
+    from seqclf.data import pipeline
+
+    monkeypatch.setattr(pipeline, "POOL_BATCHES", 5)  # pools of 5 batches: several pools
+    rng = np.random.default_rng(0)
+    n = 122
+    texts = [" ".join(["w"] * int(k)) for k in rng.integers(1, 30, size=n)]
+    v = make_vectorizer(texts, max_tokens=10)
+    batches = _batches(make_dataset(texts, np.arange(n), v, batch_size=4, shuffle=True, seed=1))
+    ids = sorted(int(i) for _, y in batches for i in y)
+    assert ids == list(range(n))  # every example exactly once
+    # Full batches except the last pool's last (pools of 20: 6 full pools + one of 2 examples),
+    # so `seqclf train`'s ceil(n / batch_size) steps per epoch holds.
+    assert len(batches) == -(-n // 4)
+    assert sorted(len(y) for _, y in batches)[1:] == [4] * (len(batches) - 1)
+    lengths = np.array([len(t.split()) for t in texts])
+    for x, y in batches:
+        # Padded to the batch's own longest text, which is its longest member.
+        assert x.shape[1] == lengths[y.astype(int)].max()
+    # A pool's batches are cut from its examples sorted by length: padding is far below random
+    # batches of 4.
+    padded = sum(x.size for x, _ in batches)
+    plain = _batches(make_dataset(texts, np.arange(n), v, batch_size=4, shuffle=True, seed=1,
+                                  bucketing=False))
+    assert padded < 0.75 * sum(x.size for x, _ in plain)
 
 
 def test_bucket_boundaries_follow_length_quantiles():

@@ -45,6 +45,7 @@ What the numbers mean:
   tokens summed, untouched rows counting as zeros). Keras's `clipnorm` (`tf.clip_by_norm`)
   measures such a gradient by its un-summed slices instead, so with repeated tokens the
   post-clip norm of an embedding gradient can exceed `clipnorm`; `clip_fired` follows Keras.
+  `seqclf.lazy_adam.LazyAdam` sums repeated tokens before clipping, and `clip_fired` follows it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ import tensorflow as tf
 from seqclf._io import atomic_path
 from seqclf.callbacks.timestep_gradients import timestep_gradient_norms
 from seqclf.errors import SeqclfError
+from seqclf.lazy_adam import LazyAdam
 
 __all__ = ["GradientStats", "STATISTICS", "load_frame", "save_frame"]
 
@@ -557,11 +559,14 @@ class GradientStats(keras.callbacks.Callback):
         t = self._target
         if t.clipnorm and t.clipnorm > 0:
             # tf.clip_by_norm measures an IndexedSlices gradient (Embedding) by its slices,
-            # duplicates not summed, so decide on exactly what it measures.
+            # duplicates not summed, so decide on exactly what it measures; LazyAdam sums them
+            # first, so it measures the dense gradient.
+            by_slices = not isinstance(t, LazyAdam)
             return tf.stack(
                 [
                     tf.cast(
-                        tf.norm(_dense(g.values if isinstance(g, tf.IndexedSlices) else g))
+                        tf.norm(_dense(g.values if by_slices and isinstance(g, tf.IndexedSlices)
+                                       else g))
                         > t.clipnorm,
                         tf.float32,
                     )

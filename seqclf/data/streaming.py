@@ -270,14 +270,15 @@ class StreamedTextData:
                 tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
             ),
         )
-        ds = vectorize_batches(ds, vectorizer, max_length)
+        ds = vectorize_batches(ds, vectorizer, max_length).unbatch()
         if shuffle:
             ds = ds.shuffle(min(shuffle_buffer, max(len(self), 1)), seed=seed,
                             reshuffle_each_iteration=True)
-        if bucketing and boundaries is None:
+        if bucketing and batch_tokens is not None and boundaries is None:
             lengths = token_lengths(vectorizer, self.texts)
             boundaries = bucket_boundaries(np.minimum(lengths, max_length))
-        return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens)
+        return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
+                              shuffle_seed=seed if shuffle else None)
 
     def __repr__(self):
         return (f"StreamedTextData({self.source!r}, rows={len(self)}, "
