@@ -112,7 +112,7 @@ def main(argv=None):
         seed=args.seed,
     )
     model.compile(
-        optimizer=make_optimizer("adam", cfg["LEARNING_RATE"], clipnorm=cfg["CLIPNORM"]),
+        optimizer=make_optimizer("lazy_adam", cfg["LEARNING_RATE"], clipnorm=cfg["CLIPNORM"]),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

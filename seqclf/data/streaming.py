@@ -7,8 +7,8 @@ before training starts rather than hours into it). The pass keeps only:
 * the number of rows per class and per hash bucket of the row's position (see `split`);
 * the counts of skipped rows, by reason;
 * a seeded uniform reservoir sample of at most `sample_size` training texts, each cut to
-  `sample_chars` characters: the vectorizer is adapted on it, and the bucket boundaries and the
-  number of truncated texts are estimated from it.
+  `sample_chars` characters: the vectorizer is adapted on it, and the number of truncated texts
+  (and, with `batch_tokens`, the bucket boundaries) are estimated from it.
 
 Its memory is bounded by the sample, whatever the file's size. `StreamedTextData.dataset` then
 reads the file again on every epoch (a Python generator feeding batches of rows into `tf.data`),
@@ -254,7 +254,7 @@ class StreamedTextData:
 
         Args as for `make_dataset`, plus `shuffle_buffer`: the number of examples shuffled
         together (bounded memory: shuffling is local, see the module docstring). Default
-        bucket boundaries come from the sample.
+        bucket boundaries (used with `batch_tokens` only) come from the sample.
         """
         _check_sizes(batch_size, max_length)
         if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or (

@@ -203,7 +203,8 @@ def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimi
     k steps.
 
     `optimizer` is a Keras optimizer; without one, `seqclf.optimizers.make_optimizer(**optimizer_kwargs)`
-    builds it (Adam, learning rate 1e-3 unless given).
+    builds it (`make_optimizer`'s default, Adam, learning rate 1e-3, unless given; `seqclf train`
+    uses `lazy_adam`).
     """
     from seqclf.optimizers import make_optimizer
 
