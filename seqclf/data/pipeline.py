@@ -305,6 +305,14 @@ def make_dataset(
             f"`texts` and `labels` must have the same length. Received: {len(texts)} texts, "
             f"{len(labels)} labels"
         )
+    if bucketing:
+        # Vectorized blocks are cached padded to their longest text, and each example keeps
+        # that padding (in the shuffle buffer too): blocks of texts of similar (byte) length
+        # keep both near the data's true size. Bucketing reorders the examples anyway (and
+        # training reshuffles all of them every epoch), so the input order only changes which
+        # seeded permutation comes out. Without bucketing the order is kept (predict).
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        texts, labels = texts[order], labels[order]
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant(texts, dtype=tf.string, shape=[len(texts)]), labels)
     )

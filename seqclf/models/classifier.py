@@ -215,10 +215,15 @@ def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimi
             "Pass either an optimizer or optimizer arguments, not both. "
             f"Received: optimizer={optimizer!r}, {optimizer_kwargs}"
         )
+    from seqclf.lazy_adam import LazyAdam
+
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        # Keras' "auto" turns XLA on for a single GPU when every layer allows it (`bow`, or a
+        # recurrent layer that cannot use cuDNN); LazyAdam's `tf.unique` has no XLA kernel.
+        **({"jit_compile": False} if isinstance(optimizer, LazyAdam) else {}),
     )
     return model
