@@ -20,6 +20,11 @@ taken: twice the steps per epoch for half a point); length buckets instead of so
 member. `val_accuracy` is the best epoch's, chosen on the same held-out sentences, for every
 candidate alike.
 
+A second run (texts blocked by length before caching, same split, seeds 0 / 1): batch 64 0.809 /
+0.795; **batch 32 0.810 / 0.811 (chosen: the only candidate ahead of batch 64 in both runs)**;
+5 epochs 0.807 / 0.795; max pooling 0.791 / 0.792; embedding 128 0.813 / 0.804; embedding dropout
+0.4 with 5 epochs 0.807 / 0.796; learning rate 0.002 with 5 epochs 0.798 / 0.792.
+
 An earlier version of this script held out sub-sentence phrases (12 tokens or more) and dropped
 only the phrases inside them, so the sentences around them, with their labels, stayed in
 training: held-out accuracy read 0.90-0.91 while dev read 0.83. Its figures chose embedding
@@ -44,7 +49,7 @@ CANDIDATES = {
     "adam": {"optimizer": "adam"},
     "epochs_5": {"epochs": 5},
     "lr_0.005": {"learning_rate": 0.005},
-    "batch_32": {"batch_size": 32},
+    "batch_64": {"batch_size": 64},
     "no_embedding_dropout": {"embedding_dropout": 0.0},
     "embedding_dropout_0.4": {"embedding_dropout": 0.4},
     "units_128": {"units": 128, "embedding_dim": 128},
