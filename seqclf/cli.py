@@ -14,7 +14,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EPILOG = """data specs (SPEC):
-  PATH                              a .tsv/.csv/.jsonl/.parquet file (GLUE SST-2 TSVs need no options)
+  PATH                              a .tsv/.csv/.jsonl/.parquet file (GLUE SST-2 TSVs need no
+                                    options)
   word_order[/CONFIG][:SPLIT]       the embedded generated word-order dataset (configs: default,
                                     distance_25, distance_50, distance_100, distance_200)
   tfds:NAME[/CONFIG][:SPLIT]        a TFDS catalog dataset prepared in --data-dir
@@ -82,7 +83,8 @@ def _add_train(sub):
     p.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
                    help="cosine: decay the learning rate to 0 over --epochs")
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adam", "lazy_adam", "adamw", "rmsprop", "sgd"])
+    p.add_argument("--optimizer", default=d.optimizer,
+                   choices=["adam", "lazy_adam", "adamw", "rmsprop", "sgd"])
     clip = p.add_mutually_exclusive_group()
     clip.add_argument("--clipnorm", type=_positive_float, help="clip each gradient tensor's norm")
     clip.add_argument("--global-clipnorm", type=_positive_float,

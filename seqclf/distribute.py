@@ -17,8 +17,8 @@ share of every batch. That also means every worker takes the same number of step
 with bucketing (unknown cardinality; a partial last batch, and with `batch_tokens` one at the end
 of each bucket): no worker waits forever at the epoch's last all-reduce. `distribute_dataset`
 does that split by hand and adds per-example loss weights, because Keras averages each replica's
-*own* mean loss; with an odd batch the shares differ in size, and an unweighted average of their means
-is not the mean over the global batch. With the weights, the summed gradient is exactly the
+*own* mean loss; with an odd batch the shares differ in size, and an unweighted average of their
+means is not the mean over the global batch. With the weights, the summed gradient is exactly the
 gradient a single device computes on the same global batch (up to float32 summation order).
 Evaluation needs no weights (nothing is learned from it; Keras averages the replicas' running
 means, each over almost exactly 1/replicas of the data), so it goes through Keras' own

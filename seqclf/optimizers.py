@@ -56,7 +56,8 @@ def make_optimizer(
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
             raise SeqclfError(
-                f"`learning_rate` must be a positive number. Received: learning_rate={learning_rate!r}"
+                "`learning_rate` must be a positive number. "
+                f"Received: learning_rate={learning_rate!r}"
             )
     clipping = {
         k: v

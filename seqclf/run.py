@@ -436,7 +436,8 @@ def load_run(run_dir):
     model = keras.models.load_model(os.path.join(run_dir, "model.keras"), compile=False)
     compile_classifier(model)
     vectorizer = make_vectorizer(vocabulary=vocabulary)
-    return LoadedRun(run_dir, config, model, vectorizer, config["label_names"], config["max_length"])
+    return LoadedRun(run_dir, config, model, vectorizer, config["label_names"],
+                     config["max_length"])
 
 
 def _slug(spec):

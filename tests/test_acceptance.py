@@ -54,8 +54,8 @@ def test_sst2_lstm_defaults_validated_on_dev(shared_data, tmp_path, capsys):
 
 def test_sst2_lstm_defaults_nothing_chosen_on_dev(shared_data, tmp_path, capsys):
     # Early stopping on 10% of train (the default), dev scored once. Measured with the same two
-    # commands, seeds 0 / 1: dev 0.839 / 0.834, shuffled 0.789 / 0.788. The bounds leave room for seed noise (dev has 872 sentences: one standard
-    # error is 1.3 points).
+    # commands, seeds 0 / 1: dev 0.839 / 0.834, shuffled 0.789 / 0.788. The bound leaves room
+    # for seed noise (dev has 872 sentences: one standard error is 1.3 points).
     result = _sst2_defaults(shared_data, tmp_path, capsys, [])
     assert result["accuracy"] >= 0.82, result
     assert result["accuracy"] - result["shuffled_accuracy"] >= 0.02, result

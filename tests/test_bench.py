@@ -147,7 +147,7 @@ def test_torch_reference_computes_what_the_keras_model_computes(bidirectional, l
 
 def test_torch_reference_mirrors_lazy_adam_with_sparse_adam():
     """seqclf's default `lazy_adam` → SparseAdam on the embedding: rows no batch used stay put."""
-    torch = pytest.importorskip("torch", reason="the PyTorch reference needs the `bench` extra")
+    pytest.importorskip("torch", reason="the PyTorch reference needs the `bench` extra")
     import dataclasses
 
     import numpy as np

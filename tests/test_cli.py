@@ -50,7 +50,8 @@ def test_train_writes_the_run_directory(run_dir):
 
 
 def test_evaluate_prints_json_with_order_sensitivity(run_dir, tfds_dir, capsys):
-    assert main(["evaluate", run_dir, "--data", "word_order/tiny:test", "--data-dir", tfds_dir]) == 0
+    args = ["evaluate", run_dir, "--data", "word_order/tiny:test", "--data-dir", tfds_dir]
+    assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 200
     assert {"accuracy", "shuffled_accuracy", "loss"} <= set(result)

@@ -28,7 +28,8 @@ def test_glue_tsv_loads_with_no_options(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_other_formats_and_named_columns(tmp_path, fmt):
-    frame = pd.DataFrame({"body": ["good film", "bad film", "fine"], "stars": ["pos", "neg", "pos"]})
+    frame = pd.DataFrame({"body": ["good film", "bad film", "fine"],
+                          "stars": ["pos", "neg", "pos"]})
     path = tmp_path / f"data.{fmt}"
     if fmt == "csv":
         frame.to_csv(path, index=False)
@@ -66,7 +67,8 @@ def test_missing_column_lists_what_is_there(tmp_path):
     path = _write(tmp_path / "d.csv", "review_body,y\nx,1\n")
     with pytest.raises(SeqclfError, match=r"cannot find the text column.*\['review_body', 'y'\]"):
         read_table(path)
-    with pytest.raises(SeqclfError, match=r"no label column 'stars'.*Received: label_column='stars'"):
+    message = r"no label column 'stars'.*Received: label_column='stars'"
+    with pytest.raises(SeqclfError, match=message):
         read_table(path, text_column="review_body", label_column="stars")
 
 
@@ -84,7 +86,8 @@ def test_nan_label_in_jsonl(tmp_path):
 
 def test_unknown_label_against_model_labels(tmp_path):
     path = _write(tmp_path / "d.tsv", "sentence\tlabel\na\t0\nb\t2\n")
-    with pytest.raises(SeqclfError, match=r"d\.tsv:3: label unknown.*Expected one of: \['0', '1'\]"):
+    message = r"d\.tsv:3: label unknown.*Expected one of: \['0', '1'\]"
+    with pytest.raises(SeqclfError, match=message):
         read_table(path, label_names=["0", "1"])
 
 

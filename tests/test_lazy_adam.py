@@ -22,7 +22,8 @@ def _apply(optimizer_cls, steps, clipping, rows=6, dense=False):
                                   tf.constant([rows, 3], "int64"))
         if dense:
             slices = tf.convert_to_tensor(slices)
-        opt.apply_gradients([(slices, table), (tf.constant(np.sum(values, axis=0), "float32"), bias)])
+        bias_gradient = tf.constant(np.sum(values, axis=0), "float32")
+        opt.apply_gradients([(slices, table), (bias_gradient, bias)])
     return table.numpy(), bias.numpy()
 
 

@@ -155,7 +155,8 @@ def test_keras_file_round_trip_in_fresh_process(tmp_path):
         import seqclf.models  # registers seqclf's initializers
         m = keras.models.load_model({str(path)!r})
         x = np.array({X.tolist()})
-        np.testing.assert_allclose(m.predict(x, verbose=0), np.load({str(tmp_path / 'expected.npy')!r}), atol=1e-6)
+        expected = np.load({str(tmp_path / 'expected.npy')!r})
+        np.testing.assert_allclose(m.predict(x, verbose=0), expected, atol=1e-6)
         assert isinstance(m.get_layer("bidirectional_lstm_0").forward_layer.cell.bias_initializer,
                           __import__("seqclf.models", fromlist=["ChronoBias"]).ChronoBias)
         print("ok")

@@ -45,7 +45,7 @@ def test_adjective_combinations_are_held_out_per_split():
 
 @pytest.mark.parametrize("distance", [25, 100, 200])
 def test_long_range_configs_put_distance_between_cue_and_end(distance):
-    for _, template, members in generate_pairs("train", 30, distance, seed=0):
+    for _, _template, members in generate_pairs("train", 30, distance, seed=0):
         text = members[0][0]
         # The filler follows the cue sentence after the first " . ".
         _, _, filler = text.partition(" . ")

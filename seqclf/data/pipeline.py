@@ -90,7 +90,9 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
     `vectorizer.get_vocabulary()`) instead of `texts` to rebuild a trained one.
     """
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 3):
-        raise SeqclfError(f"`max_tokens` must be an integer >= 3. Received: max_tokens={max_tokens!r}")
+        raise SeqclfError(
+            f"`max_tokens` must be an integer >= 3. Received: max_tokens={max_tokens!r}"
+        )
     if vocabulary is not None:
         vocabulary = list(vocabulary)
         # get_vocabulary() starts with the padding and OOV tokens; set_vocabulary adds them.
@@ -208,7 +210,8 @@ def bucket_batch_sizes(boundaries, batch_size, batch_tokens=None):
         return [batch_size] * (len(boundaries) + 1)
     if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
         raise SeqclfError(
-            f"`batch_tokens` must be a positive integer or None. Received: batch_tokens={batch_tokens!r}"
+            "`batch_tokens` must be a positive integer or None. "
+            f"Received: batch_tokens={batch_tokens!r}"
         )
     # Bucket i holds lengths in [boundaries[i-1], boundaries[i]); the last one is open-ended.
     longest = [b - 1 for b in boundaries]
@@ -230,7 +233,8 @@ def _split_sorted_pool(ids, labels, batch_size):
     """
     lengths = tf.math.count_nonzero(ids, axis=1)
     order = tf.argsort(lengths, stable=True)
-    ids, labels, lengths = tf.gather(ids, order), tf.gather(labels, order), tf.gather(lengths, order)
+    ids, labels = tf.gather(ids, order), tf.gather(labels, order)
+    lengths = tf.gather(lengths, order)
     num_batches = (tf.size(labels, out_type=tf.int64) + batch_size - 1) // batch_size
 
     def batch(i):

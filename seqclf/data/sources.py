@@ -21,7 +21,9 @@ from seqclf.data.word_order import SeqclfWordOrder
 from seqclf.errors import SeqclfError
 
 WORD_ORDER_TFDS_NAME = SeqclfWordOrder.name  # "seqclf_word_order"
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_]+(?:/[A-Za-z0-9_.]+)?)(?::(?P<split>[A-Za-z0-9_\[\]:%+-]+))?$")
+_SPEC = re.compile(
+    r"^(?P<name>[A-Za-z0-9_]+(?:/[A-Za-z0-9_.]+)?)(?::(?P<split>[A-Za-z0-9_\[\]:%+-]+))?$"
+)
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
 
 
@@ -127,7 +129,9 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
     try:
         builder = tfds.builder(parsed.name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
-        raise SeqclfError(f"{spec}: no such TFDS dataset or config ({e}). Received: {spec!r}") from None
+        raise SeqclfError(
+            f"{spec}: no such TFDS dataset or config ({e}). Received: {spec!r}"
+        ) from None
     except ValueError as e:
         raise SeqclfError(f"{spec}: {e}. Received: {spec!r}") from None
     if not builder.is_prepared():

@@ -49,7 +49,8 @@ INTENSIFIERS = ("", "", "", "very", "really", "truly", "quite", "rather", "utter
 COPULAS = ("was", "is", "felt", "seemed")
 
 # Neutral filler: clauses with no sentiment words, negators or contrast markers.
-_PEOPLE = "my friend|my sister|my brother|a neighbour|my cousin|the usher|a stranger|my father".split("|")
+_PEOPLE = ("my friend|my sister|my brother|a neighbour|my cousin|the usher|a stranger|"
+           "my father").split("|")
 _ACTIONS = (
     "bought the popcorn|found two seats near the aisle|checked the time|parked the car outside|"
     "read the poster in the lobby|asked about the schedule|paid for the tickets|"
@@ -89,7 +90,8 @@ class WordOrderConfig(tfds.core.BuilderConfig):
 
 def _config(distance, train_pairs):
     name = "default" if distance == 0 else f"distance_{distance}"
-    what = "short sentences" if distance == 0 else f"at least {distance} filler tokens after the cue"
+    what = ("short sentences" if distance == 0
+            else f"at least {distance} filler tokens after the cue")
     return WordOrderConfig(
         name=name,
         description=f"Word-order-sensitive sentiment pairs, {what}.",

@@ -79,7 +79,8 @@ def build_classifier(
     """
     if cell not in MODEL_NAMES:
         raise SeqclfError(
-            f"Unknown model name. Expected one of: {', '.join(MODEL_NAMES)}. Received: model={cell!r}"
+            f"Unknown model name. Expected one of: {', '.join(MODEL_NAMES)}. "
+            f"Received: model={cell!r}"
         )
     for arg, value in (
         ("vocab_size", vocab_size),
@@ -90,17 +91,21 @@ def build_classifier(
     ):
         _positive_int(arg, value)
     if num_classes < 2:
-        raise SeqclfError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+        raise SeqclfError(
+            f"A classifier needs at least 2 classes. Received: num_classes={num_classes}"
+        )
     for arg, value in (("dropout", dropout), ("embedding_dropout", embedding_dropout)):
         if not 0.0 <= value < 1.0:
             raise SeqclfError(f"`{arg}` must be in [0, 1). Received: {arg}={value}")
     if pooling not in POOLINGS:
         raise SeqclfError(
-            f"Unknown pooling. Expected one of: {', '.join(POOLINGS)}. Received: pooling={pooling!r}"
+            f"Unknown pooling. Expected one of: {', '.join(POOLINGS)}. "
+            f"Received: pooling={pooling!r}"
         )
     if cell == "bow" and pooling != "last":
         raise SeqclfError(
-            f"`pooling` applies to recurrent models; `bow` always averages. Received: pooling={pooling!r}"
+            "`pooling` applies to recurrent models; `bow` always averages. "
+            f"Received: pooling={pooling!r}"
         )
     if lstm_init not in LSTM_INITS:
         raise SeqclfError(
@@ -118,7 +123,9 @@ def build_classifier(
             f"Received: lstm_init='chrono', forget_bias={forget_bias!r}"
         )
     if recurrent_gain is not None and not recurrent_gain > 0:
-        raise SeqclfError(f"`recurrent_gain` must be positive. Received: recurrent_gain={recurrent_gain}")
+        raise SeqclfError(
+            f"`recurrent_gain` must be positive. Received: recurrent_gain={recurrent_gain}"
+        )
 
     seeds = keras.random.SeedGenerator(seed) if seed is not None else None
 
@@ -202,9 +209,9 @@ def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimi
     call is a large share of it; k > 1 amortises that. Batch-level callback hooks then run every
     k steps.
 
-    `optimizer` is a Keras optimizer; without one, `seqclf.optimizers.make_optimizer(**optimizer_kwargs)`
-    builds it (`make_optimizer`'s default, Adam, learning rate 1e-3, unless given; `seqclf train`
-    uses `lazy_adam`).
+    `optimizer` is a Keras optimizer; without one,
+    `seqclf.optimizers.make_optimizer(**optimizer_kwargs)` builds it (`make_optimizer`'s
+    default, Adam, learning rate 1e-3, unless given; `seqclf train` uses `lazy_adam`).
     """
     from seqclf.optimizers import make_optimizer
 

@@ -13,7 +13,9 @@ def build_end_to_end(model, vectorizer, max_length):
     view for prediction and export, not a copy.
     """
     if not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(f"`max_length` must be a positive integer. Received: max_length={max_length!r}")
+        raise SeqclfError(
+            f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
+        )
     texts = keras.Input(shape=(), dtype="string", name="text")
     ids = vectorizer(texts)
     ids = ids[:, :max_length]
