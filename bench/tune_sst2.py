@@ -21,9 +21,10 @@ member. `val_accuracy` is the best epoch's, chosen on the same held-out sentence
 candidate alike.
 
 A second run (texts blocked by length before caching, same split, seeds 0 / 1): batch 64 0.809 /
-0.795; **batch 32 0.810 / 0.811 (chosen: the only candidate ahead of batch 64 in both runs)**;
-5 epochs 0.807 / 0.795; max pooling 0.791 / 0.792; embedding 128 0.813 / 0.804; embedding dropout
-0.4 with 5 epochs 0.807 / 0.796; learning rate 0.002 with 5 epochs 0.798 / 0.792.
+0.795; **batch 32 0.810 / 0.811 (chosen: the only candidate ahead of batch 64 on average in both
+runs)**; 5 epochs 0.807 / 0.795; max pooling 0.791 / 0.792; embedding 128 0.813 / 0.804;
+embedding dropout 0.4 with 5 epochs 0.807 / 0.796; learning rate 0.002 with 5 epochs 0.798 /
+0.792.
 
 An earlier version of this script held out sub-sentence phrases (12 tokens or more) and dropped
 only the phrases inside them, so the sentences around them, with their labels, stayed in

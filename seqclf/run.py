@@ -87,8 +87,9 @@ class TrainConfig:
     max_tokens: int = 20_000
     max_length: int = 256
     # Batch 32: held out 0.810 / 0.811 vs batch 64's 0.809 / 0.795 (and 0.815 / 0.810 vs
-    # 0.804 / 0.810 in an earlier run of the same split), the only candidate ahead in both runs;
-    # it costs about a fifth of the samples/s (bench/bench_pipeline.py: 7,233 vs 9,358 cold).
+    # 0.804 / 0.810 in an earlier run of the same split): the only candidate ahead on average in
+    # both runs. It costs about a fifth of the samples/s (bench/bench_pipeline.py: 7,233 vs 9,358
+    # cold).
     batch_size: int = 32
     batch_tokens: int | None = None
     steps_per_execution: int = 16
