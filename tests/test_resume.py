@@ -198,12 +198,14 @@ def _backup_epoch(run):
 
 def test_sigkill_mid_epoch_then_rerun_resumes(tmp_path, tfds_dir, capsys):
     run = str(tmp_path / "run")
-    epochs = 3
     # A bag-of-words model traces fast; batches of 2 with one step per execution make an epoch
-    # of 300 steps, over a second even on a fast machine, so the kill below lands inside one.
+    # of 300 steps, so the kill below lands inside one. On a fast host an epoch takes about
+    # 0.6 s, close to the 0.5 s wait: 6 epochs leave the kill several epochs of margin before
+    # the run ends. Patience above the epoch count: early stopping never ends it.
+    epochs = 6
     cli = ["train", "--data", "word_order/tiny", "--model", "bow", "--units", "8",
            "--embedding-dim", "8", "--batch-size", "2", "--steps-per-execution", "1",
-           "--epochs", str(epochs), "--patience", "5", "--gradient-stats", "10",
+           "--epochs", str(epochs), "--patience", str(epochs + 1), "--gradient-stats", "10",
            "--data-dir", tfds_dir, "--out", run]
     args = [sys.executable, "-m", "seqclf", *cli]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -224,10 +226,16 @@ def test_sigkill_mid_epoch_then_rerun_resumes(tmp_path, tfds_dir, capsys):
         killed_at = _backup_epoch(run)
         assert 1 <= killed_at < epochs, f"the kill came after epoch {killed_at}"
         assert not os.path.exists(os.path.join(run, "metrics.json"))
+        # The outputs are written before state.json: a kill between the two writes leaves the
+        # rows of one epoch the state does not cover yet, which the resumed run drops and
+        # writes again (seen: 2 runs in 8 on a fast host).
+        covered, uncovered = list(range(killed_at)), list(range(killed_at + 1))
         before = pd.read_csv(os.path.join(run, "history.csv"))
-        assert before["epoch"].tolist() == list(range(killed_at))
+        assert before["epoch"].tolist() in (covered, uncovered)
+        before = before[before["epoch"] < killed_at]
         stats_before = load_frame(os.path.join(run, "gradient_stats.csv"))
-        assert sorted(set(stats_before["epoch"])) == list(range(killed_at))
+        assert sorted(set(stats_before["epoch"])) in (covered, uncovered)
+        stats_before = stats_before[stats_before["epoch"] < killed_at].reset_index(drop=True)
 
         # Other settings on the unfinished run: refused, naming the field.
         other = list(cli)
