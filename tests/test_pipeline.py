@@ -125,6 +125,27 @@ def test_sorted_pools_give_full_batches_of_similar_length(monkeypatch):
     assert padded < 0.75 * sum(x.size for x, _ in plain)
 
 
+@pytest.mark.parametrize("kwargs", [{"shuffle": True}, {"bucketing": False}])
+def test_dataset_declares_its_number_of_batches(kwargs, monkeypatch):
+    from seqclf.data import pipeline
+
+    monkeypatch.setattr(pipeline, "POOL_BATCHES", 3)  # several pools, the last one partial
+    n = 47
+    texts = [" ".join(["w"] * (1 + i % 9)) for i in range(n)]
+    v = make_vectorizer(texts, max_tokens=10)
+    ds = make_dataset(texts, np.arange(n), v, batch_size=5, seed=2, **kwargs)
+    # Declared, so model.fit knows the epoch's length; and true (iterating would fail if not).
+    assert int(ds.cardinality()) == -(-n // 5) == len(_batches(ds))
+
+
+def test_token_budget_batches_leave_their_number_undeclared():
+    texts = [" ".join(["w"] * (1 + i % 9)) for i in range(40)]
+    v = make_vectorizer(texts, max_tokens=10)
+    ds = make_dataset(texts, np.arange(40), v, batch_size=2, batch_tokens=16)
+    assert int(ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    assert sum(len(y) for _, y in _batches(ds)) == 40
+
+
 def test_bucket_boundaries_follow_length_quantiles():
     b = bucket_boundaries(np.r_[np.full(50, 5), np.full(50, 30)], num_buckets=4)
     assert b == sorted(b) and b[0] <= 6 and b[-1] >= 30

@@ -245,7 +245,7 @@ def _split_sorted_pool(ids, labels, batch_size):
 
 
 def batch_examples(ds, batch_size, boundaries=None, bucketing=True, batch_tokens=None,
-                   shuffle_seed=None):
+                   shuffle_seed=None, num_examples=None):
     """`(ids, label)` examples → padded batches, bucketed by length, prefetched.
 
     Bucketing (default): consecutive examples are taken in pools of `POOL_BATCHES` batches, each
@@ -254,6 +254,11 @@ def batch_examples(ds, batch_size, boundaries=None, bucketing=True, batch_tokens
     long. With `batch_tokens`
     the batches come instead from length buckets at `boundaries`, each bucket with its own
     batch size (`bucket_batch_sizes`). `bucketing=False` pads each batch to its longest text.
+
+    With `num_examples` (and no `batch_tokens`), the dataset declares its number of batches,
+    `ceil(num_examples / batch_size)` (a pool holds a whole number of batches, so only the last
+    one is short): `model.fit` then shows the epoch's length in its progress bar from the first
+    epoch and does not warn that the input "ran out of data" at its end.
     """
     if bucketing and batch_tokens is not None:
         ds = ds.bucket_by_sequence_length(
@@ -270,6 +275,8 @@ def batch_examples(ds, batch_size, boundaries=None, bucketing=True, batch_tokens
             ds = ds.shuffle(POOL_BATCHES, seed=shuffle_seed, reshuffle_each_iteration=True)
     else:
         ds = ds.padded_batch(batch_size).map(_cut_to_longest)
+    if num_examples is not None and not (bucketing and batch_tokens is not None):
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -326,7 +333,7 @@ def make_dataset(
     if bucketing and batch_tokens is not None and boundaries is None:
         boundaries = bucket_boundaries(np.minimum(token_lengths(vectorizer, texts), max_length))
     return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
-                          shuffle_seed=seed if shuffle else None)
+                          shuffle_seed=seed if shuffle else None, num_examples=len(texts))
 
 
 def shuffle_words(texts, seed=0):
