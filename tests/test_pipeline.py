@@ -138,6 +138,24 @@ def test_dataset_declares_its_number_of_batches(kwargs, monkeypatch):
     assert int(ds.cardinality()) == -(-n // 5) == len(_batches(ds))
 
 
+def test_fit_with_steps_per_epoch_trains_every_epoch_in_full():
+    # `seqclf train` passes steps_per_epoch = ceil(n / batch_size) and runs 16 steps per call.
+    # With an undeclared number of batches, Keras 3.15 kept the exhausted iterator into the
+    # next epoch, which then trained no step at all: every second epoch was empty.
+    from seqclf.models import build_classifier, compile_classifier
+    from seqclf.optimizers import make_optimizer
+
+    n, batch_size, epochs = 200, 16, 3
+    texts = [" ".join([f"w{i % 7}"] * (1 + i % 9)) for i in range(n)]
+    v = make_vectorizer(texts, max_tokens=20)
+    ds = make_dataset(texts, np.arange(n) % 2, v, batch_size=batch_size, shuffle=True, seed=0)
+    model = build_classifier("bow", vocab_size=20, num_classes=2, units=4, embedding_dim=4)
+    compile_classifier(model, make_optimizer("adam", 1e-3), steps_per_execution=16)
+    steps = -(-n // batch_size)
+    model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
+    assert int(model.optimizer.iterations) == epochs * steps
+
+
 def test_token_budget_batches_leave_their_number_undeclared():
     texts = [" ".join(["w"] * (1 + i % 9)) for i in range(40)]
     v = make_vectorizer(texts, max_tokens=10)
