@@ -139,9 +139,9 @@ def test_dataset_declares_its_number_of_batches(kwargs, monkeypatch):
 
 
 def test_fit_with_steps_per_epoch_trains_every_epoch_in_full():
-    # `seqclf train` passes steps_per_epoch = ceil(n / batch_size) and runs 16 steps per call.
-    # With an undeclared number of batches, Keras 3.15 kept the exhausted iterator into the
-    # next epoch, which then trained no step at all: every second epoch was empty.
+    # `fit(steps_per_epoch=ceil(n / batch_size))` (`--steps-per-epoch`, or a user's own fit)
+    # with 16 steps per call: with an undeclared number of batches, Keras 3.15 kept the
+    # exhausted iterator into the next epoch, which then trained no step at all.
     from seqclf.models import build_classifier, compile_classifier
     from seqclf.optimizers import make_optimizer
 
