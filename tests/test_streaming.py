@@ -73,6 +73,25 @@ def test_same_examples_counts_and_skips_as_in_memory(tsv):
                                                        max_length=6, batch_size=16))
 
 
+def test_fit_with_steps_per_epoch_trains_every_streamed_epoch_in_full(tsv):
+    # As for in-memory data (tests/test_pipeline.py): with an undeclared number of batches,
+    # `fit(steps_per_epoch=ceil(n / batch_size))` with 16 steps per call trained 26 of 39 steps
+    # here, the second epoch none.
+    from seqclf.models import build_classifier, compile_classifier
+    from seqclf.optimizers import make_optimizer
+
+    stream = load_spec(str(tsv), stream=True)
+    batch_size, epochs = 32, 3
+    ds = stream.dataset(make_vectorizer(stream.texts, max_tokens=50), batch_size=batch_size,
+                        shuffle=True, seed=0, shuffle_buffer=100)
+    steps = -(-len(stream) // batch_size)
+    model = build_classifier("bow", vocab_size=50, num_classes=3, units=4, embedding_dim=4)
+    compile_classifier(model, make_optimizer("adam", 1e-3), steps_per_execution=16)
+    model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
+    assert int(model.optimizer.iterations) == epochs * steps
+    assert int(ds.cardinality()) == steps == sum(1 for _ in ds)
+
+
 def test_hash_split_is_exact_deterministic_and_disjoint(tsv):
     stream = open_stream(tsv)
     rest, held = stream.split(0.2, seed=0)

@@ -277,8 +277,11 @@ class StreamedTextData:
         if bucketing and batch_tokens is not None and boundaries is None:
             lengths = token_lengths(vectorizer, self.texts)
             boundaries = bucket_boundaries(np.minimum(lengths, max_length))
+        # The checking pass counted the rows exactly (a file that changes since fails in
+        # `checker.finish()`), so the number of batches can be declared as for in-memory data:
+        # without it, `fit(steps_per_epoch=...)` keeps an exhausted iterator into the next epoch.
         return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
-                              shuffle_seed=seed if shuffle else None)
+                              shuffle_seed=seed if shuffle else None, num_examples=len(self))
 
     def __repr__(self):
         return (f"StreamedTextData({self.source!r}, rows={len(self)}, "
