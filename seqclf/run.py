@@ -169,8 +169,8 @@ def _say(config, message):
 
 @contextlib.contextmanager
 def _quiet_end_of_data():
-    # Bucketed datasets have unknown cardinality, so Keras warns at every epoch end that the input
-    # "ran out of data"; that is how an epoch ends here, not a problem.
+    # Token-budget batches (`batch_tokens`) leave their number undeclared, so Keras warns at every
+    # epoch end that the input "ran out of data"; that is how such an epoch ends, not a problem.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         yield
