@@ -176,6 +176,29 @@ def test_truncates_to_max_length(harness):
     assert not np.allclose(out[1], shorter[0], atol=1e-7), "the last kept token must matter"
 
 
+def _peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_one_huge_text_does_not_pad_the_batch(exported):
+    # 255 short texts and one of 400,000 tokens: padding the batch to its longest text before
+    # cutting to max_length took 256 x 400,000 int64 ids (780 MiB) in the serving process;
+    # cutting each text first leaves 256 x MAX_LENGTH ids. A fresh worker, so that its peak
+    # memory is this request's.
+    huge = "dull " * 400_000
+    with capi.CApiHarness() as h:
+        h.load(exported)
+        h.predict(["great movie"] * 256)
+        before = _peak_rss_mib(h.pid)
+        out = h.predict(["great movie"] * 255 + [huge])["probabilities"]
+        grew = _peak_rss_mib(h.pid) - before
+        cut = h.predict(["dull " * MAX_LENGTH])["probabilities"]
+    np.testing.assert_allclose(out[-1], cut[0], atol=1e-6)
+    assert grew < 300, f"peak RSS grew by {grew:.0f} MiB for one request"
+
+
 @pytest.mark.parametrize(
     "value, dtype",
     [

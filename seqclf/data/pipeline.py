@@ -19,8 +19,9 @@ from seqclf.errors import SeqclfError
 OOV_ID = 1
 # Keras' "lower_and_strip_punctuation" punctuation class.
 PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
-# A ragged twin of each vectorizer (same standardization, split and vocabulary): see `_ragged`.
+# A ragged twin of each vectorizer (same standardization, split and vocabulary): see `ragged_twin`.
 _RAGGED_TWINS = weakref.WeakKeyDictionary()
+_TWINS = weakref.WeakSet()
 
 
 @keras.saving.register_keras_serializable(package="seqclf")
@@ -60,14 +61,17 @@ def string_values(texts, what="texts"):
     return out
 
 
-def _ragged(vectorizer):
+def ragged_twin(vectorizer):
     """`vectorizer`'s ragged twin: ids without padding.
 
     The vectorizer pads a batch to its longest text, so a single 1 MB text in a batch of 1024
     would make a 1024 x 170,000 id matrix (1.4 GB) before truncation to `max_length`. The twin
     returns one row per text; truncating it first keeps memory proportional to the batch's tokens.
     It is kept apart from the layer (not an attribute, which Keras would track and export).
+    A twin is its own twin (so a traced function given the twin reads no vocabulary).
     """
+    if vectorizer in _TWINS:
+        return vectorizer
     vocabulary = vectorizer.get_vocabulary()
     twin = _RAGGED_TWINS.get(vectorizer)
     if twin is None or twin.vocabulary_size() != len(vocabulary):
@@ -77,6 +81,7 @@ def _ragged(vectorizer):
         twin = keras.layers.TextVectorization(**config)
         twin.set_vocabulary(vocabulary[2:] if vocabulary[:2] == ["", "[UNK]"] else vocabulary)
         _RAGGED_TWINS[vectorizer] = twin
+        _TWINS.add(twin)
     return twin
 
 
@@ -86,7 +91,7 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
     Lower-cases, strips punctuation and splits on whitespace and NUL (`standardize`); id 0 is
     padding, 1 out-of-vocabulary. It pads to the longest text of each batch (no fixed
     `output_sequence_length`); the tf.data pipeline truncates to the model's maximum length
-    before padding (see `_ragged`). Pass `vocabulary` (as saved by
+    before padding (see `ragged_twin`). Pass `vocabulary` (as saved by
     `vectorizer.get_vocabulary()`) instead of `texts` to rebuild a trained one.
     """
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 3):
@@ -124,7 +129,7 @@ def token_lengths(vectorizer, texts, batch_size=2048):
     """Number of tokens of each text after vectorization (before truncation)."""
     lengths = []
     texts = string_values(texts)
-    ragged = _ragged(vectorizer)
+    ragged = ragged_twin(vectorizer)
     for start in range(0, len(texts), batch_size):
         ids = ragged(tf.constant(texts[start : start + batch_size], dtype=tf.string))
         lengths.append(ids.row_lengths().numpy())
@@ -149,7 +154,7 @@ def vectorize_fn(vectorizer, max_length):
     recurrent layer nothing to read.
     """
 
-    ragged = _ragged(vectorizer)
+    ragged = ragged_twin(vectorizer)
 
     def fn(texts, labels):
         ids = tf.cast(ragged(texts)[:, :max_length].to_tensor(0), "int64")

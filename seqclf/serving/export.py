@@ -105,16 +105,20 @@ def _check_args(model, vectorizer, label_names, max_length, version, name):
 def token_ids(vectorizer, texts, max_length):
     """Token ids exactly as the exported graph computes them (int64 [batch, >=1]).
 
-    The vectorizer pads to the longest text of the batch, the ids are truncated to `max_length`,
-    and a row without any token (empty, whitespace or punctuation only text) becomes a single
-    OOV token (id 1): a fully masked recurrent layer has no timestep to produce an output from,
-    so the row would otherwise depend on what the RNN implementation does with an empty mask.
+    Each text's ids are cut to `max_length` before the batch is padded to its longest row (the
+    vectorizer's ragged twin, `seqclf.data.pipeline.ragged_twin`): a request holding one text of
+    a million tokens among short ones costs memory for the tokens it holds, not for a batch
+    padded to a million columns. A row without any token (empty, whitespace or punctuation only
+    text) becomes a single OOV token (id 1): a fully masked recurrent layer has no timestep to
+    produce an output from, so the row would otherwise depend on what the RNN implementation
+    does with an empty mask.
     Usable eagerly (for reference predictions) and inside a `tf.function`.
     """
     import tensorflow as tf
 
-    ids = tf.cast(vectorizer(texts), tf.int64)
-    ids = ids[:, :max_length]
+    from seqclf.data.pipeline import ragged_twin
+
+    ids = tf.cast(ragged_twin(vectorizer)(texts)[:, :max_length].to_tensor(), tf.int64)
     # A batch of only empty texts vectorizes to shape [batch, 0]: add one padding column.
     missing = tf.maximum(1 - tf.shape(ids)[1], 0)
     ids = tf.pad(ids, [[0, 0], [0, missing]])
@@ -149,8 +153,14 @@ def _build_archive(model, vectorizer, label_names, max_length):
     num_classes = len(label_names)
     labels = tf.constant(list(label_names), dtype=tf.string)
 
+    from seqclf.data.pipeline import ragged_twin
+
+    # The graph calls the vectorizer's ragged twin (same standardization and vocabulary); made
+    # here, since making it reads the vocabulary, which a traced function cannot.
+    twin = ragged_twin(vectorizer)
+
     def predict_fn(texts):
-        ids = token_ids(vectorizer, texts, max_length)
+        ids = token_ids(twin, texts, max_length)
         probabilities = tf.cast(model(ids, training=False), tf.float32)
         probabilities = tf.ensure_shape(probabilities, [None, num_classes])
         class_id = tf.argmax(probabilities, axis=1, output_type=tf.int64)
@@ -180,15 +190,15 @@ def _build_archive(model, vectorizer, label_names, max_length):
             "scores": probabilities,
         }
 
-    if not vectorizer.built:
+    if not twin.built:
         # An adapted TextVectorization is only marked built once called; ExportArchive refuses
         # unbuilt layers.
-        vectorizer(tf.constant([""]))
+        twin(tf.constant([""]))
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The vectorizer's StringLookup tables are TF resources: tracking the layer makes
     # ExportArchive save them (and their initializer) inside the SavedModel.
-    archive.track(vectorizer)
+    archive.track(twin)
     archive.add_endpoint(PREDICT_SIGNATURE, serve)
     archive.add_endpoint(CLASSIFY_SIGNATURE, classify)
     return archive
