@@ -15,6 +15,7 @@ from seqclf.models import (
     MODEL_NAMES,
     ChronoBias,
     MaskedGlobalMaxPooling1D,
+    PaddedIds,
     build_classifier,
     build_end_to_end,
     compile_classifier,
@@ -132,16 +133,60 @@ def test_clipnorm_is_per_tensor_and_global_clipnorm_is_joint():
     np.testing.assert_allclose([np.linalg.norm(g) for g in joint], [0.6, 0.8], rtol=1e-5)
 
 
-def test_end_to_end_matches_vectorized_model():
+def tiny_end_to_end(cell="lstm"):
+    """(texts, vectorizer, classifier, end-to-end model) with max_length 3."""
     texts = np.array(["good film", "a bad bad film indeed", "film"], dtype=object)
     v = make_vectorizer(texts, max_tokens=20)
-    model = build_classifier("lstm", vocab_size=len(v.get_vocabulary()), num_classes=2,
+    model = build_classifier(cell, vocab_size=len(v.get_vocabulary()), num_classes=2,
                              embedding_dim=4, units=4, seed=0)
-    e2e = build_end_to_end(model, v, max_length=3)
+    return texts, v, model, build_end_to_end(model, v, max_length=3)
+
+
+def test_end_to_end_matches_vectorized_model():
+    texts, v, model, e2e = tiny_end_to_end()
     ids = v(texts).numpy()[:, :3]
     np.testing.assert_allclose(e2e.predict(texts, verbose=0), model.predict(ids, verbose=0),
                                atol=1e-6)
     assert e2e.get_weights()[0] is not None and len(e2e.weights) == len(model.weights)
+
+
+def test_end_to_end_cuts_each_text_before_padding_and_reads_empty_as_oov():
+    _, _, _, e2e = tiny_end_to_end()
+    # One text of 200,000 tokens among short ones: its answer is that of its first 3 tokens,
+    # and the batch is padded to 3 columns, not 200,000 (the old path padded first).
+    batch = np.array(["good film"] * 7 + ["bad film indeed " * 66_667], dtype=object)
+    ids = keras.Model(e2e.input, e2e.get_layer("padded_ids").output)(batch)
+    assert tuple(ids.shape) == (8, 3)
+    probs = e2e.predict(batch, verbose=0)
+    cut = e2e.predict(np.array(["bad film indeed"], dtype=object), verbose=0)
+    np.testing.assert_allclose(probs[-1], cut[0], atol=1e-6)
+    # A text without tokens is read as one OOV token, as in training and serving.
+    empty = e2e.predict(np.array(["", "?!", "zzzqqq"], dtype=object), verbose=0)
+    np.testing.assert_allclose(empty[0], empty[2], atol=1e-6)
+    np.testing.assert_allclose(empty[1], empty[2], atol=1e-6)
+    assert np.isfinite(empty).all()
+
+
+def test_padded_ids_rejects_bad_max_length():
+    with pytest.raises(SeqclfError, match=r"Received: max_length=0"):
+        PaddedIds(0)
+
+
+def test_end_to_end_keras_file_round_trip_in_fresh_process(tmp_path):
+    _, _, _, e2e = tiny_end_to_end("gru")
+    path = tmp_path / "e2e.keras"
+    e2e.save(path)
+    probe = ["good film", "", "a bad bad film indeed and more", "unseen words"]
+    np.save(tmp_path / "expected.npy", e2e.predict(np.array(probe, dtype=object), verbose=0))
+    code = textwrap.dedent(f"""
+        import numpy as np, keras
+        import seqclf.models  # registers PaddedIds and the vectorizer's standardize function
+        m = keras.models.load_model({str(path)!r})
+        expected = np.load({str(tmp_path / 'expected.npy')!r})
+        got = m.predict(np.array({probe!r}, dtype=object), verbose=0)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_keras_file_round_trip_in_fresh_process(tmp_path):

@@ -146,22 +146,32 @@ def bucket_boundaries(lengths, num_buckets=8):
     return boundaries or [int(lengths.max()) + 1]
 
 
+def pad_ids(ragged_ids, max_length):
+    """Ragged token ids → int64 `[batch, width >= 1]`, as the model is fed everywhere.
+
+    Each row is cut to `max_length` *before* the batch is padded with 0 to its longest row, so a
+    batch holding one text of a million tokens costs memory for the tokens, not for a million
+    columns. A row without tokens (an empty or punctuation-only text) becomes one OOV id: a fully
+    masked sequence would give the recurrent layer nothing to read. Usable eagerly, in tf.data
+    and in a traced (exported) function.
+    """
+    ids = tf.cast(ragged_ids[:, :max_length].to_tensor(0), "int64")
+    # A batch of only empty texts has width 0: one padding column to put the OOV id in.
+    ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
+    first = tf.where(tf.reduce_any(ids != 0, axis=1), ids[:, 0], tf.constant(OOV_ID, "int64"))
+    return tf.concat([first[:, None], ids[:, 1:]], axis=1)
+
+
 def vectorize_fn(vectorizer, max_length):
     """A tf.data map function on a *batch*: texts → (padded int64 ids, lengths, labels).
 
-    Vectorizing a batch at once costs far less than one call per text. A text with no tokens
-    (only punctuation, say) becomes one OOV token: a fully masked sequence would give the
-    recurrent layer nothing to read.
+    Vectorizing a batch at once costs far less than one call per text; the ids are `pad_ids`'.
     """
 
     ragged = ragged_twin(vectorizer)
 
     def fn(texts, labels):
-        ids = tf.cast(ragged(texts)[:, :max_length].to_tensor(0), "int64")
-        # One extra zero column so even a batch of empty texts has a first column to fill.
-        ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 1], "int64")], axis=1)
-        first = tf.where(tf.reduce_any(ids != 0, axis=1), ids[:, 0], tf.constant(OOV_ID, "int64"))
-        ids = tf.concat([first[:, None], ids[:, 1:]], axis=1)
+        ids = pad_ids(ragged(texts), max_length)
         lengths = tf.math.count_nonzero(ids, axis=1)
         return ids, lengths, labels
 

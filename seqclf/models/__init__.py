@@ -11,6 +11,7 @@ from seqclf.models.classifier import (
 from seqclf.models.end_to_end import build_end_to_end
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
+from seqclf.models.padded_ids import PaddedIds
 
 __all__ = [
     "CELLS",
@@ -19,6 +20,7 @@ __all__ = [
     "ChronoBias",
     "ForgetBias",
     "MaskedGlobalMaxPooling1D",
+    "PaddedIds",
     "POOLINGS",
     "build_classifier",
     "build_end_to_end",

@@ -105,26 +105,16 @@ def _check_args(model, vectorizer, label_names, max_length, version, name):
 def token_ids(vectorizer, texts, max_length):
     """Token ids exactly as the exported graph computes them (int64 [batch, >=1]).
 
-    Each text's ids are cut to `max_length` before the batch is padded to its longest row (the
-    vectorizer's ragged twin, `seqclf.data.pipeline.ragged_twin`): a request holding one text of
-    a million tokens among short ones costs memory for the tokens it holds, not for a batch
-    padded to a million columns. A row without any token (empty, whitespace or punctuation only
-    text) becomes a single OOV token (id 1): a fully masked recurrent layer has no timestep to
-    produce an output from, so the row would otherwise depend on what the RNN implementation
-    does with an empty mask.
-    Usable eagerly (for reference predictions) and inside a `tf.function`.
+    The vectorizer's ragged twin (`seqclf.data.pipeline.ragged_twin`), then
+    `seqclf.data.pipeline.pad_ids`: each text cut to `max_length` before the batch is padded (a
+    request holding one text of a million tokens among short ones costs memory for its tokens,
+    not for a batch a million columns wide), and a text without any token (empty, whitespace or
+    punctuation only) fed as a single OOV token (id 1), so that its answer is defined. Usable
+    eagerly (for reference predictions) and inside a `tf.function` given the twin itself.
     """
-    import tensorflow as tf
+    from seqclf.data.pipeline import pad_ids, ragged_twin
 
-    from seqclf.data.pipeline import ragged_twin
-
-    ids = tf.cast(ragged_twin(vectorizer)(texts)[:, :max_length].to_tensor(), tf.int64)
-    # A batch of only empty texts vectorizes to shape [batch, 0]: add one padding column.
-    missing = tf.maximum(1 - tf.shape(ids)[1], 0)
-    ids = tf.pad(ids, [[0, 0], [0, missing]])
-    empty_row = tf.reduce_all(tf.equal(ids, 0), axis=1)
-    first = tf.where(empty_row, tf.ones_like(ids[:, 0]), ids[:, 0])
-    return tf.concat([first[:, None], ids[:, 1:]], axis=1)
+    return pad_ids(ragged_twin(vectorizer)(texts), max_length)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,39 @@
+"""`PaddedIds`: ragged token ids → the padded int64 ids a classifier reads."""
+
+import keras
+
+from seqclf.data.pipeline import pad_ids
+from seqclf.errors import SeqclfError
+
+
+@keras.saving.register_keras_serializable(package="seqclf")
+class PaddedIds(keras.layers.Layer):
+    """Cuts each row of ragged token ids to `max_length`, then pads the batch to its longest row.
+
+    The step between a ragged `TextVectorization` (`seqclf.data.pipeline.ragged_twin`) and a
+    classifier, exactly as training and the exported serving graph do it
+    (`seqclf.data.pipeline.pad_ids`): cutting first keeps the memory of a batch holding one
+    enormous text proportional to its tokens, and a text without tokens becomes one OOV id.
+
+    Args:
+        max_length: the most token ids kept per text.
+    """
+
+    def __init__(self, max_length, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise SeqclfError(
+                f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
+            )
+        self.max_length = max_length
+
+    def call(self, inputs):
+        return pad_ids(inputs, self.max_length)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((inputs.shape[0], None), dtype="int64")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(max_length=self.max_length)
+        return config
