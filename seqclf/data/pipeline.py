@@ -165,7 +165,7 @@ def pad_ids(ragged_ids, max_length):
 def vectorize_fn(vectorizer, max_length):
     """A tf.data map function on a *batch*: texts → (padded int64 ids, lengths, labels).
 
-    Vectorizing a batch at once costs far less than one call per text; the ids are `pad_ids`'.
+    Vectorizing a batch at once costs far less than one call per text; the ids come from `pad_ids`.
     """
 
     ragged = ragged_twin(vectorizer)
