@@ -9,21 +9,21 @@
 The batch size given to training is the **global** batch: each step, every replica takes a share
 of it (global / `num_replicas_in_sync`, the shares differing by at most one example).
 
-Why the training input is split here rather than by `experimental_distribute_dataset`: the data
-is an in-memory tensor (`from_tensor_slices`), so `FILE` auto-sharding has no files to split and
-only `DATA` sharding applies: every worker runs the whole (cheap, cached) pipeline with the same
-seed, so all workers see the same global batches in the same order, and each keeps its replicas'
-share of every batch. That also means every worker takes the same number of steps per epoch, even
-with bucketing (unknown cardinality; a partial last batch, and with `batch_tokens` one at the end
-of each bucket): no worker waits forever at the epoch's last all-reduce. `distribute_dataset`
-does that split by hand and adds per-example loss weights, because Keras averages each replica's
-*own* mean loss; with an odd batch the shares differ in size, and an unweighted average of their
-means is not the mean over the global batch. With the weights, the summed gradient is exactly the
-gradient a single device computes on the same global batch (up to float32 summation order).
-Evaluation needs no weights (nothing is learned from it; Keras averages the replicas' running
-means, each over almost exactly 1/replicas of the data), so it goes through Keras' own
-distribution with `AutoShardPolicy.DATA` set explicitly (`AUTO` would first try `FILE`, fail, and
-log a warning before falling back to `DATA`).
+Why the training input is split here rather than by `experimental_distribute_dataset`: the data is
+an in-memory tensor (`from_tensor_slices`), so `FILE` auto-sharding has no files to split and only
+`DATA` sharding applies: every worker runs the whole (cheap, cached) pipeline with the same seed,
+so all workers see the same global batches in the same order, and each keeps its replicas' share of
+every batch. That also means every worker takes the same number of steps per epoch, even with
+bucketing (a partial last batch, and with `batch_tokens`, whose batch count is undeclared, one at
+the end of each bucket): no worker waits forever at the epoch's last all-reduce.
+`distribute_dataset` does that split by hand and adds per-example loss weights, because Keras
+averages each replica's *own* mean loss; with an odd batch the shares differ in size, and an
+unweighted average of their means is not the mean over the global batch. With the weights, the
+summed gradient is exactly the gradient a single device computes on the same global batch (up to
+float32 summation order). Evaluation needs no weights (nothing is learned from it; Keras averages
+the replicas' running means, each over almost exactly 1/replicas of the data), so it goes through
+Keras' own distribution with `AutoShardPolicy.DATA` set explicitly (`AUTO` would first try `FILE`,
+fail, and log a warning before falling back to `DATA`).
 
 Keras 3.15 needs three work-arounds here, each one measured: `build_before_fit` (Keras' pre-fit
 build drops a batch under `MirroredStrategy` and fails under `MultiWorkerMirroredStrategy`), a

@@ -176,6 +176,22 @@ def _quiet_end_of_data():
         yield
 
 
+@contextlib.contextmanager
+def _data_errors():
+    # A SeqclfError raised while tf.data reads a stream (its file changed since it was opened)
+    # reaches Keras as a TensorFlow error carrying the message: raise it as itself, so that the
+    # CLI prints that one line rather than a stack trace.
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as e:
+        found = re.search(r"SeqclfError: (.+)", str(e))
+        if found is None:
+            raise
+        raise SeqclfError(found.group(1).strip()) from e
+
+
 def _worker_dir():
     """Where a non-chief worker writes its copy of a run: a temporary directory removed at the
     end (at exit at the latest), or `$SEQCLF_WORKER_DIR`, kept, to inspect a worker's result."""
@@ -372,7 +388,7 @@ def train(config):
         _say(config, f"resuming {out} at epoch {state['epoch'] + 1} of {config.epochs} "
                      f"(restoring the backup of epoch {state['epoch']})")
     start = time.perf_counter()
-    with _quiet_end_of_data():
+    with _quiet_end_of_data(), _data_errors():
         model.fit(
             train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
             verbose=0 if config.quiet else 1, shuffle=False,  # the dataset reshuffles itself
@@ -467,7 +483,7 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
     def score(texts):
         ds = make_dataset(texts, dataset.labels, run.vectorizer, max_length=run.max_length,
                           batch_size=batch_size)
-        with _quiet_end_of_data():
+        with _quiet_end_of_data(), _data_errors():
             return run.model.evaluate(ds, verbose=0, return_dict=True)
 
     plain = score(dataset.texts)
@@ -504,7 +520,7 @@ def predict(run_dir_or_run, texts, *, batch_size=64):
     ds = make_dataset(values[order], np.zeros(len(values), dtype="int64"),
                       run.vectorizer, max_length=run.max_length, batch_size=batch_size,
                       bucketing=False)
-    with _quiet_end_of_data():
+    with _quiet_end_of_data(), _data_errors():
         sorted_probs = run.model.predict(ds.map(lambda ids, y: ids), verbose=0)
     probs = np.empty_like(sorted_probs)
     probs[order] = sorted_probs

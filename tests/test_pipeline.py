@@ -11,7 +11,7 @@ from seqclf.data import (
     shuffle_words,
     token_lengths,
 )
-from seqclf.data.pipeline import bucket_batch_sizes
+from seqclf.data.pipeline import bucket_batch_sizes, pad_ids, ragged_twin
 from seqclf.errors import SeqclfError
 
 TEXTS = np.array(
@@ -174,3 +174,26 @@ def test_shuffle_words_keeps_the_multiset():
     assert sorted(out[0].split()) == list("abcdefg") and out[0] != "a b c d e f g"
     assert out[1] == "x"
     assert shuffle_words(["a b c d e f g"], seed=3)[0] == out[0]
+
+
+def test_ragged_twin_follows_a_new_vocabulary_of_the_same_size():
+    # Re-adapting at max_tokens keeps the vocabulary's size; the twin (which serving and the
+    # end-to-end model use) must not keep the old one.
+    v = make_vectorizer(["good bad"], max_tokens=10)
+    first = ragged_twin(v)(tf.constant(["good awful"])).to_list()
+    v.set_vocabulary(["awful", "great"])
+    assert len(v.get_vocabulary()) == 4
+    second = ragged_twin(v)(tf.constant(["good awful"])).to_list()
+    assert second == [[1, 2]] != first
+    assert ragged_twin(ragged_twin(v)) is ragged_twin(v)
+
+
+def test_pad_ids_cuts_each_row_then_pads_and_reads_empty_rows_as_oov():
+    ragged = tf.ragged.constant([[5, 2], [6, 3, 3, 2, 4], []], dtype=tf.int64)
+    expected = [[5, 2, 0], [6, 3, 3], [1, 0, 0]]
+    assert pad_ids(ragged, 3).numpy().tolist() == expected
+    # A huge max_length must not overflow the ragged row offsets (it turned rows into OOV).
+    assert pad_ids(ragged, 2**63 - 1).numpy().tolist() == [[5, 2, 0, 0, 0], [6, 3, 3, 2, 4],
+                                                           [1, 0, 0, 0, 0]]
+    empty = tf.ragged.constant([[], []], dtype=tf.int64)
+    assert pad_ids(empty, 3).numpy().tolist() == [[1], [1]]

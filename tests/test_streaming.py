@@ -92,6 +92,32 @@ def test_fit_with_steps_per_epoch_trains_every_streamed_epoch_in_full(tsv):
     assert int(ds.cardinality()) == steps == sum(1 for _ in ds)
 
 
+@pytest.mark.parametrize("rows_after", [60, 102, 140])
+def test_file_changed_after_opening_fails_with_its_name(tmp_path, rows_after):
+    # The declared batch count comes from the checking pass: a pass that reads another number
+    # of rows (the file was rewritten or appended to) is an error naming the file, raised as a
+    # SeqclfError through Keras (seqclf.run's fit / evaluate / predict), not a stack trace.
+    from seqclf.models import build_classifier, compile_classifier
+    from seqclf.run import _data_errors
+
+    path = tmp_path / "d.tsv"
+
+    def write(n):
+        path.write_text("sentence\tlabel\n" + "".join(f"good film {i}\t{i % 2}\n"
+                                                        for i in range(n)), encoding="utf-8")
+
+    write(100)
+    stream = open_stream(str(path))
+    ds = stream.dataset(make_vectorizer(stream.texts, max_tokens=20), batch_size=32)
+    write(rows_after)
+    model = build_classifier("bow", vocab_size=20, num_classes=2, units=4, embedding_dim=4)
+    compile_classifier(model)
+    with pytest.raises(SeqclfError, match=r"d\.tsv changed while it was read as a stream: its "
+                                          r"checking pass counted 100 rows"):
+        with _data_errors():
+            model.fit(ds, epochs=1, verbose=0)
+
+
 def test_hash_split_is_exact_deterministic_and_disjoint(tsv):
     stream = open_stream(tsv)
     rest, held = stream.split(0.2, seed=0)

@@ -74,7 +74,8 @@ def ragged_twin(vectorizer):
         return vectorizer
     vocabulary = vectorizer.get_vocabulary()
     twin = _RAGGED_TWINS.get(vectorizer)
-    if twin is None or twin.vocabulary_size() != len(vocabulary):
+    # The whole vocabulary, not its size: a re-adapted vectorizer at `max_tokens` keeps its size.
+    if twin is None or twin.get_vocabulary() != vocabulary:
         config = vectorizer.get_config()
         config.update(ragged=True, output_sequence_length=None, vocabulary=None, idf_weights=None)
         # The constructor, not from_config: the config holds the standardize function itself.
@@ -155,7 +156,9 @@ def pad_ids(ragged_ids, max_length):
     masked sequence would give the recurrent layer nothing to read. Usable eagerly, in tf.data
     and in a traced (exported) function.
     """
-    ids = tf.cast(ragged_ids[:, :max_length].to_tensor(0), "int64")
+    # Ragged slicing adds `max_length` to each row's start offset in int64: bound it (no text
+    # holds 2**31 tokens) so that a huge value cannot overflow into wrong rows.
+    ids = tf.cast(ragged_ids[:, : min(max_length, 2**31 - 1)].to_tensor(0), "int64")
     # A batch of only empty texts has width 0: one padding column to put the OOV id in.
     ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
     first = tf.where(tf.reduce_any(ids != 0, axis=1), ids[:, 0], tf.constant(OOV_ID, "int64"))
@@ -192,7 +195,7 @@ def _check_sizes(batch_size, max_length):
 def vectorize_batches(ds, vectorizer, max_length):
     """A dataset of `(texts [n], labels [n])` batches → `(ids [n, width], labels [n])` batches.
 
-    Ids are right-padded with 0 to the batch's longest text (plus one column). `unbatch()` the
+    Ids are right-padded with 0 to the batch's longest text (`pad_ids`). `unbatch()` the
     result for one example per text: its trailing zeros are padding, which batching cuts again
     (`batch_examples`). Keeping the padding, rather than slicing each text to its length after
     unbatching, saves a per-text map: the first pass over SST-2 (67k texts, before the first

@@ -225,6 +225,7 @@ class StreamedTextData:
         checker = RowChecker(scan, stats.label_names)
         index = {n: k for k, n in enumerate(stats.label_names)}
         buckets = self._buckets
+        expected, read = len(self), 0
         texts, labels = [], []
         for pos, text, label in scan:
             if not buckets[position_bucket(pos)]:
@@ -232,15 +233,28 @@ class StreamedTextData:
             row = checker.check(pos, text, label)
             if row is None:
                 continue
+            read += 1
+            if read > expected:  # before the extra rows reach a batch
+                raise self._changed(expected, f"more than {expected}")
             texts.append(row[0].encode("utf-8"))
             labels.append(index[row[1]])
             if len(texts) == rows:
                 yield np.array(texts, dtype=object), np.array(labels, dtype="int64")
                 texts, labels = [], []
-        # The file changed since the checking pass: fail rather than train on other data.
+        # The file changed since the checking pass: fail rather than train on other data (and
+        # rather than let the dataset's declared number of batches be wrong).
         checker.finish()
+        if read != expected:
+            raise self._changed(expected, read)
         if texts:
             yield np.array(texts, dtype=object), np.array(labels, dtype="int64")
+
+    def _changed(self, expected, read):
+        return SeqclfError(
+            f"{self.source} changed while it was read as a stream: its checking pass counted "
+            f"{expected} rows for this part, this pass read {read}. Received: a file modified "
+            "after it was opened"
+        )
 
     def examples(self):
         """Every `(text, class id)` of this part, in file order (reads the file)."""
@@ -277,9 +291,9 @@ class StreamedTextData:
         if bucketing and batch_tokens is not None and boundaries is None:
             lengths = token_lengths(vectorizer, self.texts)
             boundaries = bucket_boundaries(np.minimum(lengths, max_length))
-        # The checking pass counted the rows exactly (a file that changes since fails in
-        # `checker.finish()`), so the number of batches can be declared as for in-memory data:
-        # without it, `fit(steps_per_epoch=...)` keeps an exhausted iterator into the next epoch.
+        # The checking pass counted the rows exactly (a pass that reads another number fails:
+        # `_changed`), so the number of batches can be declared as for in-memory data: without
+        # it, `fit(steps_per_epoch=...)` keeps an exhausted iterator into the next epoch.
         return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
                               shuffle_seed=seed if shuffle else None, num_examples=len(self))
 

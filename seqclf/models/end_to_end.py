@@ -13,7 +13,9 @@ def build_end_to_end(model, vectorizer, max_length):
     The result takes a batch of raw strings (shape `[batch]`) and returns the same probabilities
     as `model` on the ids that training and the exported serving graph feed it (`PaddedIds`: each
     text cut to `max_length`, then padded; a text without tokens read as one OOV token). The
-    weights are shared with `model`: this is a view for prediction and export, not a copy.
+    weights are shared with `model`: this is a view for prediction and export, not a copy. The
+    vocabulary is the vectorizer's at build time (held by its ragged twin): build the model again
+    after re-adapting the vectorizer.
     """
     if not isinstance(max_length, int) or max_length < 1:
         raise SeqclfError(
