@@ -180,7 +180,8 @@ def _quiet_end_of_data():
 def _data_errors():
     # A SeqclfError raised while tf.data reads a stream (its file changed since it was opened)
     # reaches Keras as a TensorFlow error carrying the message: raise it as itself, so that the
-    # CLI prints that one line rather than a stack trace.
+    # CLI prints that one line rather than a stack trace. Only `fit` reads streams: `evaluate`
+    # and `predict` build in-memory datasets.
     import tensorflow as tf
 
     try:
@@ -483,8 +484,7 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
     def score(texts):
         ds = make_dataset(texts, dataset.labels, run.vectorizer, max_length=run.max_length,
                           batch_size=batch_size)
-        with _quiet_end_of_data(), _data_errors():
-            return run.model.evaluate(ds, verbose=0, return_dict=True)
+        return run.model.evaluate(ds, verbose=0, return_dict=True)
 
     plain = score(dataset.texts)
     shuffled = score(shuffle_words(dataset.texts, seed=seed))
@@ -520,8 +520,7 @@ def predict(run_dir_or_run, texts, *, batch_size=64):
     ds = make_dataset(values[order], np.zeros(len(values), dtype="int64"),
                       run.vectorizer, max_length=run.max_length, batch_size=batch_size,
                       bucketing=False)
-    with _quiet_end_of_data(), _data_errors():
-        sorted_probs = run.model.predict(ds.map(lambda ids, y: ids), verbose=0)
+    sorted_probs = run.model.predict(ds.map(lambda ids, y: ids), verbose=0)
     probs = np.empty_like(sorted_probs)
     probs[order] = sorted_probs
     out = []

@@ -96,7 +96,7 @@ def test_fit_with_steps_per_epoch_trains_every_streamed_epoch_in_full(tsv):
 def test_file_changed_after_opening_fails_with_its_name(tmp_path, rows_after):
     # The declared batch count comes from the checking pass: a pass that reads another number
     # of rows (the file was rewritten or appended to) is an error naming the file, raised as a
-    # SeqclfError through Keras (seqclf.run's fit / evaluate / predict), not a stack trace.
+    # SeqclfError through Keras (seqclf.run's fit), not a stack trace.
     from seqclf.models import build_classifier, compile_classifier
     from seqclf.run import _data_errors
 
