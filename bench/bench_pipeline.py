@@ -115,7 +115,8 @@ def epoch_seqclf(data, vectorizer, seed, steps_per_execution=None, config=None):
                        steps_per_execution=steps_per_execution or config.steps_per_execution)
     ds = make_dataset(data.texts, data.labels, vectorizer, shuffle=True, seed=seed,
                       **dataset_kwargs(config))
-    with warnings.catch_warnings():  # a bucketed dataset's end reads as "ran out of data"
+    # Only a candidate with `batch_tokens` (undeclared batch count) ends by "running out of data".
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         return fit_rates(model, ds, len(data))
 

@@ -119,9 +119,6 @@ def main(argv=None):
     stats = GradientStats(frequency=cfg["STATS_FREQUENCY"], probe_data=probe, probe_frequency=1)
     start = time.time()
     with warnings.catch_warnings():
-        # A bucketed dataset has no known length: Keras reports "ran out of data" at the end of
-        # every epoch, which is simply how an epoch ends here.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
         # The dataset is shuffled by make_dataset; Keras' fit(shuffle=True) default cannot apply.
         warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
         history = model.fit(train_ds, validation_data=dev_ds, epochs=cfg["EPOCHS"],
