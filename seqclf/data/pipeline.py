@@ -73,15 +73,16 @@ def ragged_twin(vectorizer):
     if vectorizer in _TWINS:
         return vectorizer
     vocabulary = vectorizer.get_vocabulary()
-    twin = _RAGGED_TWINS.get(vectorizer)
+    twin, made_from = _RAGGED_TWINS.get(vectorizer, (None, None))
     # The whole vocabulary, not its size: a re-adapted vectorizer at `max_tokens` keeps its size.
-    if twin is None or twin.get_vocabulary() != vocabulary:
+    # Compared with the list the twin was made from (reading the twin's own costs as much again).
+    if twin is None or made_from != vocabulary:
         config = vectorizer.get_config()
         config.update(ragged=True, output_sequence_length=None, vocabulary=None, idf_weights=None)
         # The constructor, not from_config: the config holds the standardize function itself.
         twin = keras.layers.TextVectorization(**config)
         twin.set_vocabulary(vocabulary[2:] if vocabulary[:2] == ["", "[UNK]"] else vocabulary)
-        _RAGGED_TWINS[vectorizer] = twin
+        _RAGGED_TWINS[vectorizer] = (twin, vocabulary)
         _TWINS.add(twin)
     return twin
 
