@@ -1,7 +1,7 @@
 """A PyTorch reference for seqclf's LSTM: training throughput and SST-2 dev accuracy.
 
 The PyTorch model is the equivalent of seqclf's default LSTM classifier (sizes, layers, dropout
-and optimizer read from `seqclf.run.TrainConfig()` at run time):
+and optimizer read from `seqclf.run.fixed_config()` at run time):
 
     nn.Embedding(padding_idx=0) -> [dropout] -> nn.LSTM over `pack_padded_sequence` -> final
     state (or max/mean over the real steps, as seqclf's `pooling`) -> dropout -> nn.Linear,

@@ -21,6 +21,9 @@ Figures (names for `--only`):
     serving         exported model through TensorFlow's C API vs model.predict: latency, throughput
     memory          peak RSS of `seqclf train` with defaults on SST-2 (reuses the accuracy
                     figure's default run when both are selected)
+    suite           (alone: `python -m bench --only suite [suite flags]`) the recipe on seven
+                    public sets beside bow, the fixed defaults and TF-IDF + logistic
+                    regression; see bench/suite.py
 
 Usage:
 
@@ -187,7 +190,15 @@ def write_results(results, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
     json_path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(results), encoding="utf-8")
+    text = render_markdown(results)
+    # The suite (bench/suite.py) keeps its table in results.md between markers: keep it.
+    from bench.suite import MARK_BEGIN, MARK_END
+
+    old = md_path.read_text(encoding="utf-8") if md_path.exists() else ""
+    if MARK_BEGIN in old and MARK_END in old:
+        block = MARK_BEGIN + old.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0] + MARK_END
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    md_path.write_text(text, encoding="utf-8")
     return md_path, json_path
 
 
@@ -287,9 +298,10 @@ def versions():
 
 
 def seqclf_defaults():
-    """`dataclasses.asdict(TrainConfig())`, asked of a child (no TensorFlow in this process)."""
-    code = "import dataclasses, json; from seqclf.run import TrainConfig; " \
-           "print(json.dumps(dataclasses.asdict(TrainConfig())))"
+    """`dataclasses.asdict(fixed_config())`, asked of a child (no TensorFlow in this process):
+    the settings of `--recipe fixed` (the automatic recipe's depend on the data)."""
+    code = "import dataclasses, json; from seqclf.run import fixed_config; " \
+           "print(json.dumps(dataclasses.asdict(fixed_config())))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, env=child_env())
     if proc.returncode:
@@ -648,6 +660,11 @@ def parse_args(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["--only", "suite"] or argv[:1] == ["--only=suite"]:
+        # The suite has its own runner (parallel workers, resumable results): its flags follow.
+        from bench import suite
+
+        return suite.main(argv[2:] if argv[:2] == ["--only", "suite"] else argv[1:])
     args = parse_args(argv)
     for path in (SST2_TRAIN, SST2_DEV, CAD_TRAIN, CAD_DEV):
         if not path.is_file():

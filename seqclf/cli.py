@@ -45,7 +45,8 @@ def _positive_int(text):
 def _add_train(sub):
     from seqclf.distribute import STRATEGIES
     from seqclf.models.classifier import LSTM_INITS, MODEL_NAMES, POOLINGS
-    from seqclf.run import TrainConfig
+    from seqclf.recipe import RECIPES
+    from seqclf.run import LR_SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a classifier and write a run directory",
@@ -55,6 +56,10 @@ def _add_train(sub):
                    help="validation data (default: the dataset's validation split, or "
                         "--val-fraction of the training data held out)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
+                   help="auto: settings not given as flags are chosen from statistics of the "
+                        "training data (size, classes, lengths, vocabulary); fixed: the "
+                        "pre-recipe defaults")
     p.add_argument("--model", choices=MODEL_NAMES, default=d.model)
     p.add_argument("--layers", type=_positive_int, default=d.layers)
     p.add_argument("--bidirectional", action="store_true")
@@ -71,6 +76,9 @@ def _add_train(sub):
                    help="maximum vocabulary size")
     p.add_argument("--max-length", type=_positive_int, default=d.max_length,
                    help="texts are truncated to this many tokens (and counted)")
+    p.add_argument("--ngram-buckets", type=int, default=d.ngram_buckets, metavar="N",
+                   help="a linear tf-idf unigram + bigram path (N hash buckets) beside the "
+                        "recurrent one; 0 turns it off")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
     p.add_argument("--batch-tokens", type=_positive_int, default=d.batch_tokens,
                    help="grow batches of short texts to about this many tokens (batch-size is "
@@ -81,8 +89,9 @@ def _add_train(sub):
     p.add_argument("--patience", type=_positive_int, default=d.patience,
                    help="early stopping on val_accuracy; the best epoch's weights are kept")
     p.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate)
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule,
-                   help="cosine: decay the learning rate to 0 over --epochs")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                   help="cosine: decay the learning rate to 0 over --epochs; plateau: x0.3 "
+                        "whenever val_loss stops improving")
     p.add_argument("--optimizer", default=d.optimizer,
                    choices=["adam", "lazy_adam", "adamw", "rmsprop", "sgd"])
     clip = p.add_mutually_exclusive_group()

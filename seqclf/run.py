@@ -47,7 +47,7 @@ from seqclf.data.pipeline import (
     bucket_batch_sizes,
     bucket_boundaries,
     string_values,
-    token_lengths,
+    token_counts,
 )
 from seqclf.distribute import (
     build_before_fit,
@@ -59,8 +59,12 @@ from seqclf.distribute import (
 from seqclf.errors import SeqclfError
 from seqclf.models import build_classifier, build_end_to_end, compile_classifier
 from seqclf.optimizers import make_optimizer
+from seqclf.recipe import FIXED, RECIPE_FIELDS, RECIPES, data_stats, resolve
 
-LR_SCHEDULES = ("constant", "cosine")
+# "plateau": constant until val_loss stops improving for an epoch, then x0.3 each time (Keras'
+# ReduceLROnPlateau): the decay follows the epochs actually run, which early stopping decides.
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 1, 1e-5
 
 
 @dataclasses.dataclass
@@ -73,19 +77,24 @@ class TrainConfig:
     model: str = "lstm"
     layers: int = 1
     bidirectional: bool = False
+    # "auto": the fields below left at None are chosen from statistics of the training data
+    # (seqclf.recipe); "fixed": they take seqclf.recipe.FIXED. A value given here always wins.
+    recipe: str = "auto"
     # Defaults chosen on a held-out split of SST-2 *train* (bench/tune_sst2.py), never on dev:
     # dropout 0.25 on the embedded sequence beat none by 0.3-0.9 points (seeds 0, 1); 128 units,
     # 5 epochs, bidirectional, GRU, max/mean pooling and batch_tokens did not beat it (figures
     # there; that split leaked, see the script, and its successor confirmed LazyAdam below).
     units: int = 64
     embedding_dim: int = 64
-    dropout: float = 0.5
-    embedding_dropout: float = 0.25
-    pooling: str = "last"
+    dropout: float | None = None
+    embedding_dropout: float | None = None
+    pooling: str | None = None
     lstm_init: str = "default"
     forget_bias: float | None = None
-    max_tokens: int = 20_000
-    max_length: int = 256
+    max_tokens: int | None = None
+    max_length: int | None = None
+    # Bigram hash buckets of the linear tf-idf path beside the recurrent one (0: no such path).
+    ngram_buckets: int | None = None
     # Batch 32: held out 0.810 / 0.811 vs batch 64's 0.809 / 0.795 (and 0.815 / 0.810 vs
     # 0.804 / 0.810 in an earlier run of the same split): the only candidate ahead on average in
     # both runs. It costs about a fifth of the samples/s (bench/bench_pipeline.py: 7,233 vs 9,358
@@ -93,16 +102,16 @@ class TrainConfig:
     batch_size: int = 32
     batch_tokens: int | None = None
     steps_per_execution: int = 16
-    epochs: int = 3
+    epochs: int | None = None
     learning_rate: float = 3e-3
-    lr_schedule: str = "cosine"
+    lr_schedule: str | None = None
     # LazyAdam (sparse embedding updates): 0.807 vs Adam 0.797 held out (seeds 0, 1), and a
     # step no longer pays for updating all 20,000 embedding rows (bench/tune_sst2.py).
     optimizer: str = "lazy_adam"
     clipnorm: float | None = 1.0
     global_clipnorm: float | None = None
     clipvalue: float | None = None
-    patience: int = 2
+    patience: int | None = None
     seed: int = 0
     val_fraction: float = 0.1
     text_column: str | None = None
@@ -117,6 +126,15 @@ class TrainConfig:
     stream: bool = False
     # Cap on training steps per epoch (None: the whole training data each epoch).
     steps_per_epoch: int | None = None
+
+
+def fixed_config(**kwargs):
+    """A `TrainConfig` with the fixed recipe's settings filled in: what `recipe="fixed"` trains.
+
+    For benchmarks of the model itself (throughput, PyTorch reference), whose settings must be
+    known before any data is read.
+    """
+    return TrainConfig(**{**FIXED, "recipe": "fixed", **kwargs})
 
 
 def _write_json(path, obj):
@@ -193,6 +211,19 @@ def _data_errors():
         raise SeqclfError(found.group(1).strip()) from e
 
 
+def _ngram_idf(vectorizer, train_data, config):
+    """Idf weights of the wide path's n-grams, from the training texts (a sample if streamed)."""
+    from seqclf.models.ngram_linear import ngram_idf
+
+    def batches():
+        ds = make_dataset(train_data.texts, np.zeros(len(train_data.texts), "int64"), vectorizer,
+                          max_length=config.max_length, batch_size=1024, bucketing=False)
+        for ids, _ in ds.as_numpy_iterator():
+            yield ids
+
+    return ngram_idf(batches(), len(vectorizer.get_vocabulary()), config.ngram_buckets)
+
+
 def _worker_dir():
     """Where a non-chief worker writes its copy of a run: a temporary directory removed at the
     end (at exit at the latest), or `$SEQCLF_WORKER_DIR`, kept, to inspect a worker's result."""
@@ -207,13 +238,31 @@ def _worker_dir():
 def train(config):
     """Trains a classifier as `config` says and writes the run directory; returns its metrics."""
     config = dataclasses.replace(config)
-    if config.lr_schedule not in LR_SCHEDULES:
+    if config.lr_schedule is not None and config.lr_schedule not in LR_SCHEDULES:
         raise SeqclfError(
             f"Unknown learning-rate schedule. Expected one of: {', '.join(LR_SCHEDULES)}. "
             f"Received: lr_schedule={config.lr_schedule!r}"
         )
-    if config.epochs < 1:
+    if config.epochs is not None and config.epochs < 1:
         raise SeqclfError(f"`epochs` must be at least 1. Received: epochs={config.epochs}")
+    if config.recipe not in RECIPES:
+        raise SeqclfError(
+            f"Unknown recipe. Expected one of: {', '.join(RECIPES)}. "
+            f"Received: recipe={config.recipe!r}"
+        )
+    if config.model == "bow" and config.pooling not in (None, "last"):
+        raise SeqclfError(
+            "--pooling applies to recurrent models; --model bow always averages its embeddings. "
+            f"Received: pooling={config.pooling!r}, model='bow'"
+        )
+    if config.ngram_buckets is not None and (
+        isinstance(config.ngram_buckets, bool) or not isinstance(config.ngram_buckets, int)
+        or config.ngram_buckets < 0
+    ):
+        raise SeqclfError(
+            "--ngram-buckets must be a non-negative integer (0: no n-gram path). "
+            f"Received: ngram_buckets={config.ngram_buckets!r}"
+        )
     # Before any other TensorFlow work: MultiWorkerMirroredStrategy configures collective ops,
     # which TensorFlow allows only before the process runs its first op.
     strategy = make_strategy(config.strategy)
@@ -245,7 +294,9 @@ def train(config):
     if saved_config is not None:
         # Checked before any time is spent on data; the resolved fields (validation spec,
         # labels, vocabulary size) are checked again once known.
-        given = {k: v for k, v in dataclasses.asdict(config).items() if k != "val"}
+        # Recipe fields left to the recipe are compared once resolved (below).
+        given = {k: v for k, v in dataclasses.asdict(config).items()
+                 if k != "val" and not (k in RECIPE_FIELDS and v is None)}
         _check_same_config(out, saved_config, given)
         if config.strategy == "multi_worker":
             # Only the chief has the backup: restoring it on the chief alone would leave the
@@ -289,9 +340,22 @@ def train(config):
         if d.skipped:
             _say(config, f"{what} data {d.source}: skipped {d.skipped}")
 
-    vectorizer = make_vectorizer(train_data.texts, max_tokens=config.max_tokens)
+    # The whole vocabulary first: the recipe reads its counts, then it is cut to `max_tokens`
+    # (the most frequent tokens, as adapting with `max_tokens` would keep).
+    vectorizer = make_vectorizer(train_data.texts, max_tokens=None)
+    train_lengths, counts = token_counts(vectorizer, train_data.texts)
+    class_counts = getattr(train_data, "class_counts", None)
+    if class_counts is None:
+        class_counts = np.bincount(train_data.labels, minlength=train_data.num_classes)
+    stats = data_stats(class_counts, train_lengths, counts[2:], n_train=len(train_data))
+    values, recipe_choices, recipe_why = resolve(
+        dataclasses.asdict(config), config.recipe, stats
+    )
+    config = TrainConfig(**values)
+    _say(config, f"recipe {config.recipe}: " + "; ".join(recipe_why))
+    if len(vectorizer.get_vocabulary()) > config.max_tokens:
+        vectorizer = make_vectorizer(vocabulary=vectorizer.get_vocabulary()[: config.max_tokens])
     vocabulary = vectorizer.get_vocabulary()
-    train_lengths = token_lengths(vectorizer, train_data.texts)
     # Streamed data: lengths of its bounded sample, scaled to the whole (exact in memory).
     truncated = round((train_lengths > config.max_length).sum() * len(train_data)
                       / max(len(train_lengths), 1))
@@ -318,6 +382,8 @@ def train(config):
             lstm_init=config.lstm_init if config.model == "lstm" else "default",
             forget_bias=config.forget_bias, chrono_max_timescale=config.max_length,
             embeddings=embeddings, seed=config.seed,
+            ngram_buckets=config.ngram_buckets or None,
+            ngram_idf=_ngram_idf(vectorizer, train_data, config) if config.ngram_buckets else None,
         )
         # One length pass serves the truncation count above and, with batch_tokens, the bucket
         # boundaries and the number of steps per epoch (which a cosine schedule needs).
@@ -362,15 +428,22 @@ def train(config):
         val=val_spec, label_names=train_data.label_names, vocab_size=len(vocabulary),
         seqclf_format=1,
     )
+    # What the recipe read and what it chose (fields given explicitly keep the given value).
+    recipe_record = {"inputs": stats.as_dict(), "choices": recipe_choices, "why": recipe_why}
     if saved_config is not None:
         _check_same_config(out, saved_config, resolved)
-    _write_json(os.path.join(out, "config.json"), resolved)
+    _write_json(os.path.join(out, "config.json"), {**resolved, "recipe_record": recipe_record})
     atomic_write_text(os.path.join(out, "vocabulary.txt"), "\n".join(vocabulary) + "\n")
 
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", patience=config.patience, restore_best_weights=True
     )
     callbacks = [early_stopping]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE,
+            min_lr=PLATEAU_MIN_LR, verbose=0,
+        ))
     grad_stats = None
     if config.gradient_stats:
         from seqclf.callbacks import GradientStats

@@ -138,6 +138,20 @@ def token_lengths(vectorizer, texts, batch_size=2048):
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype="int64")
 
 
+def token_counts(vectorizer, texts, batch_size=2048):
+    """`(lengths, counts)`: tokens per text, and occurrences of each vocabulary id (one pass)."""
+    lengths = []
+    counts = np.zeros(len(vectorizer.get_vocabulary()), dtype="int64")
+    texts = string_values(texts)
+    ragged = ragged_twin(vectorizer)
+    for start in range(0, len(texts), batch_size):
+        ids = ragged(tf.constant(texts[start : start + batch_size], dtype=tf.string))
+        lengths.append(ids.row_lengths().numpy())
+        counts += np.bincount(ids.flat_values.numpy(), minlength=len(counts))
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype="int64")
+    return lengths, counts
+
+
 def bucket_boundaries(lengths, num_buckets=8):
     """Bucket boundaries at length quantiles of the training data."""
     lengths = np.asarray(lengths)

@@ -74,7 +74,9 @@ class TextData:
         for c in range(self.num_classes):
             idx = np.flatnonzero(self.labels == c)
             rng.shuffle(idx)
-            held.extend(idx[: max(1, round(len(idx) * fraction))])
+            # At least one row of each class is held out, and at least one stays for training
+            # (a class with a single row is trained on and has no validation example).
+            held.extend(idx[: min(len(idx) - 1, max(1, round(len(idx) * fraction)))])
         mask = np.zeros(len(self), dtype=bool)
         mask[held] = True
         return self.subset(~mask), self.subset(mask, skipped={})

@@ -11,6 +11,7 @@ from seqclf.models.classifier import (
 from seqclf.models.end_to_end import build_end_to_end
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
+from seqclf.models.ngram_linear import NgramLinear
 from seqclf.models.padded_ids import PaddedIds
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ChronoBias",
     "ForgetBias",
     "MaskedGlobalMaxPooling1D",
+    "NgramLinear",
     "PaddedIds",
     "POOLINGS",
     "build_classifier",

@@ -12,6 +12,7 @@ import keras
 from seqclf.errors import SeqclfError
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
+from seqclf.models.ngram_linear import NgramLinear
 
 CELLS = {
     "simple_rnn": keras.layers.SimpleRNN,
@@ -46,6 +47,8 @@ def build_classifier(
     recurrent_gain=None,
     embeddings=None,
     train_embeddings=True,
+    ngram_buckets=None,
+    ngram_idf=None,
     seed=None,
     name=None,
 ):
@@ -74,6 +77,10 @@ def build_classifier(
             below 1 the gradient through time shrinks geometrically, above 1 it can explode.
         embeddings: optional `[vocab_size, embedding_dim]` array of pretrained vectors.
         train_embeddings: whether pretrained embeddings are fine-tuned.
+        ngram_buckets: if set, a linear TF-IDF bag of unigrams and hashed bigrams
+            (`seqclf.models.NgramLinear`, with this many bigram buckets) reads the same token ids
+            and its logits are added to the recurrent path's before the softmax (wide and deep).
+        ngram_idf: the idf weights of that path (`seqclf.models.ngram_linear.ngram_idf`).
         seed: seed for the initializers (weights are then reproducible).
         name: the model's name (default: the cell name).
     """
@@ -192,12 +199,19 @@ def build_classifier(
             x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, seed=next_seed(), name="head_dropout")(x)
-    outputs = keras.layers.Dense(
+    head = keras.layers.Dense(
         num_classes,
-        activation="softmax",
+        activation=None if ngram_buckets else "softmax",
         kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
         name="classifier",
-    )(x)
+    )
+    if ngram_buckets:
+        wide = NgramLinear(vocab_size, num_classes, buckets=ngram_buckets, idf=ngram_idf,
+                           name="ngram_linear")(inputs)
+        logits = keras.layers.Add(name="wide_and_deep")([head(x), wide])
+        outputs = keras.layers.Activation("softmax", name="probabilities")(logits)
+    else:
+        outputs = head(x)
     return keras.Model(inputs, outputs, name=name or cell)
 
 

@@ -1,0 +1,169 @@
+"""The automatic training recipe: settings chosen from statistics of the training data.
+
+`seqclf train` (`TrainConfig(recipe="auto")`, the default) measures the training split —
+number of examples and classes, the smallest class, the token-length distribution, the
+vocabulary and how much of it is rare — and `choose` turns those figures into the settings
+below. It never looks at a file name, path or dataset identity: two datasets with the same
+statistics get the same recipe. Every explicit setting overrides its part of the recipe
+(`TrainConfig` fields left at `None` are the recipe's to fill). `recipe="fixed"` fills them with
+`FIXED`, the defaults chosen on SST-2 before the recipe existed.
+
+The rules and the measurements behind them are in `bench/tune_recipe.py` (inner splits of the
+shared training data only) and `docs/recipe.md`.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from seqclf.errors import SeqclfError
+
+RECIPES = ("auto", "fixed")
+
+# The settings a recipe fills in, with the values of `recipe="fixed"` (the pre-recipe defaults).
+FIXED = {
+    "epochs": 3,
+    "patience": 2,
+    "max_length": 256,
+    "max_tokens": 20_000,
+    "pooling": "last",
+    "ngram_buckets": 0,
+    "dropout": 0.5,
+    "embedding_dropout": 0.25,
+    "lr_schedule": "cosine",
+}
+RECIPE_FIELDS = tuple(FIXED)
+
+# Updates a model gets at the least: small training sets take more epochs (early stopping on
+# validation ends them when they stop helping) instead of stopping after 3 epochs of 100 steps.
+TARGET_STEPS = 1200
+MIN_EPOCHS, MAX_EPOCHS = 3, 30
+# Texts whose median is at least this many tokens are "long": the gradient from the last state
+# reaches their early tokens weakly (docs/recipe.md), so the recurrent outputs are max-pooled.
+LONG_TEXT_TOKENS = 50
+MAX_LENGTH_CAP = 512
+# A vocabulary keeps the tokens seen at least twice (a token seen once gives its embedding one
+# update per epoch: noise to fit), within these bounds.
+MIN_VOCAB, MAX_VOCAB = 1_000, 50_000
+
+
+@dataclasses.dataclass
+class DataStats:
+    """What the recipe reads off the training split."""
+
+    n_train: int
+    num_classes: int
+    smallest_class: int
+    largest_class: int
+    length_median: float
+    length_p95: float
+    length_p99: float
+    length_max: int
+    vocabulary: int
+    rare_share: float  # share of the vocabulary seen once
+    tokens_seen_twice: int
+
+    def as_dict(self):
+        return {k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def data_stats(class_counts, lengths, token_counts, n_train=None):
+    """`DataStats` from the rows per class, the token lengths and per-token counts of the texts.
+
+    `token_counts[i]` is how often vocabulary token `i` occurs (padding and OOV excluded).
+    `lengths` may be a sample (streamed data); `n_train` is then the true number of examples.
+    """
+    per_class = np.asarray(class_counts, dtype="int64")
+    lengths = np.asarray(lengths)
+    counts = np.asarray(token_counts)
+    counts = counts[counts > 0]
+    if len(lengths) == 0:
+        raise SeqclfError("The recipe needs at least one training text. Received: 0 texts")
+    return DataStats(
+        n_train=int(n_train if n_train is not None else len(lengths)),
+        num_classes=int(len(per_class)),
+        smallest_class=int(per_class.min()) if len(per_class) else 0,
+        largest_class=int(per_class.max()) if len(per_class) else 0,
+        length_median=float(np.median(lengths)),
+        length_p95=float(np.percentile(lengths, 95)),
+        length_p99=float(np.percentile(lengths, 99)),
+        length_max=int(lengths.max()),
+        vocabulary=int(len(counts)),
+        rare_share=float((counts == 1).mean()) if len(counts) else 0.0,
+        tokens_seen_twice=int((counts >= 2).sum()),
+    )
+
+
+def _pow2_at_least(x):
+    return 1 << max(int(math.ceil(math.log2(max(x, 1)))), 0)
+
+
+def choose(stats, *, batch_size=32):
+    """The auto recipe: `(settings, reasons)` for `stats`; settings cover `RECIPE_FIELDS`."""
+    s, why = {}, []
+    steps_per_epoch = max(1, math.ceil(stats.n_train / batch_size))
+    s["epochs"] = int(np.clip(math.ceil(TARGET_STEPS / steps_per_epoch), MIN_EPOCHS, MAX_EPOCHS))
+    # The cosine schedule anneals over all of them and the best epoch's weights are kept:
+    # stopping early would end training at a high learning rate (TREC, inner split: 83.8 with
+    # 10 annealed epochs vs 82.5 stopped at patience 3; bench/tune_recipe.md).
+    s["patience"] = s["epochs"]
+    why.append(f"{stats.n_train} examples = {steps_per_epoch} steps/epoch -> {s['epochs']} "
+               "epochs, cosine-annealed, best epoch kept")
+
+    # Cut nothing the training data shows (batches are padded to their own longest text, so
+    # the bound costs only where texts are that long), up to a cap for heavy tails. Test texts
+    # may be longer than training ones (SST-2: phrases to train, sentences to score).
+    s["max_length"] = int(np.clip(8 * math.ceil(stats.length_max / 8), 8, MAX_LENGTH_CAP))
+    long_texts = stats.length_median >= LONG_TEXT_TOKENS
+    s["pooling"] = "max" if long_texts else "last"
+    why.append(f"median {stats.length_median:g} tokens, max {stats.length_max} -> max_length "
+               f"{s['max_length']}, pooling {s['pooling']}"
+               + (" (long texts)" if long_texts else ""))
+
+    s["max_tokens"] = int(np.clip(stats.tokens_seen_twice + 2, MIN_VOCAB, MAX_VOCAB))
+    why.append(f"{stats.vocabulary} distinct tokens, {stats.rare_share:.0%} seen once -> "
+               f"vocabulary {s['max_tokens']}")
+
+    # The linear bag of n-grams beside the recurrent path; bigram buckets ~ 4x the vocabulary.
+    s["ngram_buckets"] = int(np.clip(_pow2_at_least(4 * s["max_tokens"]), 2**14, 2**18))
+    why.append(f"wide path: tf-idf unigrams + {s['ngram_buckets']} bigram buckets")
+
+    if stats.smallest_class < 10:
+        why.append(f"the smallest of {stats.num_classes} classes has {stats.smallest_class} "
+                   "training examples: too few to learn it reliably")
+    if stats.largest_class and stats.smallest_class < 0.1 * stats.largest_class:
+        why.append(f"imbalanced classes ({stats.smallest_class} vs {stats.largest_class} "
+                   "examples): accuracy favours the large ones; look at per-class results")
+
+    s["lr_schedule"] = FIXED["lr_schedule"]
+    s["dropout"] = FIXED["dropout"]
+    s["embedding_dropout"] = FIXED["embedding_dropout"]
+    return s, why
+
+
+def resolve(config_values, recipe, stats):
+    """Fills the `None` recipe fields of `config_values` (a dict); returns (values, choices, why).
+
+    `choices` holds what the recipe chose for every recipe field (including those the user
+    set, which keep the user's value); `why` is a list of short reasons.
+    """
+    if recipe not in RECIPES:
+        raise SeqclfError(
+            f"Unknown recipe. Expected one of: {', '.join(RECIPES)}. Received: recipe={recipe!r}"
+        )
+    if recipe == "fixed":
+        choices, why = dict(FIXED), ["fixed recipe: the pre-recipe defaults"]
+    else:
+        choices, why = choose(stats, batch_size=config_values.get("batch_size") or 32)
+    values = dict(config_values)
+    overridden = []
+    for k in RECIPE_FIELDS:
+        if values.get(k) is None:
+            values[k] = choices[k]
+        elif values[k] != choices[k]:
+            overridden.append(f"{k}={values[k]!r}")
+    if overridden:
+        why.append("given explicitly: " + ", ".join(overridden))
+    return values, choices, why
