@@ -42,7 +42,7 @@ import pandas as pd
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("SEQCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "bench" / "results" / "suite.jsonl"
+RESULTS = REPO / "bench" / "suite_results.jsonl"
 MARK_BEGIN, MARK_END = "<!-- suite:begin -->", "<!-- suite:end -->"
 
 # Published rows (../shared/data/README.md): Kim (2014) CNN, Torch replication, accuracy %.
@@ -183,6 +183,7 @@ def run_seqclf(train_df, test_df, overrides, seed, workdir):
         predicted = [p["label"] for p in predict(load_run(out), test_df["sentence"].tolist())]
     return {"accuracy": result["accuracy"], "shuffled_accuracy": result["shuffled_accuracy"],
             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
+            "best_epoch": metrics["best_epoch"],
             "choices": config.get("recipe_record", {}).get("choices"), "predicted": predicted}
 
 
@@ -202,12 +203,18 @@ def run_job(job):
     return {**{k: job[k] for k in ("dataset", "split", "model", "mode", "variant")}, **r}
 
 
+# Order of the runs: the rows the targets need first, so that a suite stopped early has them.
+PRIORITY = ("auto-lstm", "bow", "tfidf-lr", "fixed", "auto-gru", "auto-simple_rnn")
+
+
 def jobs(datasets, models, mode, variants=None):
     variants = variants or {"": {}}
     out = []
-    for name in datasets:
-        for split_id, *_ in splits(name, mode):
-            for model in models:
+    models = sorted(models, key=lambda m: PRIORITY.index(m) if m in PRIORITY else len(PRIORITY))
+    split_ids = {name: [i for i, *_ in splits(name, mode)] for name in datasets}
+    for model in models:
+        for name in datasets:
+            for split_id in split_ids[name]:
                 for variant, extra in variants.items():
                     if variant and MODELS[model] is None:
                         continue

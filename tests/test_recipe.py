@@ -12,7 +12,7 @@ from seqclf.recipe import FIXED, RECIPE_FIELDS, DataStats, choose, data_stats, r
 
 def stats(**kw):
     base = dict(n_train=8000, num_classes=2, smallest_class=3000, largest_class=5000,
-                length_median=18.0,
+                length_mean=18.0, length_median=18.0,
                 length_p95=35.0, length_p99=45.0, length_max=60, vocabulary=15000,
                 rare_share=0.45, tokens_seen_twice=8000)
     return DataStats(**{**base, **kw})
@@ -41,10 +41,19 @@ def test_small_data_trains_longer_large_data_keeps_three_epochs():
     assert small["epochs"] > large["epochs"]
     assert large["epochs"] == 3 and large["patience"] == 3
     assert small["epochs"] <= 30
+    # Long texts: the token budget (3M tokens read) binds before the step budget.
+    long, _ = choose(stats(n_train=3000, length_mean=170, length_median=160))
+    assert long["epochs"] == 6
+
+
+def test_bow_stays_order_blind():
+    assert choose(stats(), model="bow")[0]["ngram_buckets"] == 0
+    assert choose(stats(), model="gru")[0]["ngram_buckets"] > 0
 
 
 def test_long_texts_are_pooled_and_cut_at_the_cap():
-    long, why = choose(stats(length_median=160, length_p99=3000, length_max=9000))
+    long, why = choose(stats(length_mean=300, length_median=160, length_p99=3000,
+                             length_max=9000))
     assert long["pooling"] == "max"
     assert long["max_length"] == 512
     assert any("long texts" in w for w in why)
@@ -122,7 +131,7 @@ def test_ngram_linear_is_normalised_tfidf_times_weights():
     for row in range(2):
         rows = index[row][mask[row]]
         w = np.arange(14)[rows].astype("float32")
-        want = (w[:, None] * kernel[rows]).sum(0) / np.sqrt((w ** 2).sum())
+        want = 30.0 * (w[:, None] * kernel[rows]).sum(0) / np.sqrt((w ** 2).sum())
         np.testing.assert_allclose(got[row], want, rtol=1e-5)
 
 
