@@ -58,9 +58,8 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import build_classifier, build_end_to_end, compile_classifier
+from seqclf.names import LR_SCHEDULES
 from seqclf.optimizers import make_optimizer
-
-LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass
