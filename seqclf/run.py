@@ -370,6 +370,13 @@ def train(config):
         monitor="val_accuracy", patience=config.patience, restore_best_weights=True
     )
     callbacks = [early_stopping]
+    if not config.quiet:
+        from seqclf.callbacks.progress import StepProgress
+
+        # Instead of Keras' bar, which counts whole executions of steps_per_execution steps
+        # (see seqclf.callbacks.progress); the estimate serves epochs of undeclared length.
+        callbacks.append(StepProgress(
+            expected_steps=min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)))
     grad_stats = None
     if config.gradient_stats:
         from seqclf.callbacks import GradientStats
@@ -391,7 +398,7 @@ def train(config):
     with _quiet_end_of_data(), _data_errors():
         model.fit(
             train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-            verbose=0 if config.quiet else 1, shuffle=False,  # the dataset reshuffles itself
+            verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
             steps_per_epoch=config.steps_per_epoch,
         )
     train_seconds = backup.previous_seconds + time.perf_counter() - start
