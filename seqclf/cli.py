@@ -110,6 +110,9 @@ def _add_train(sub, parents):
                    help="record per-layer gradient statistics every N steps into "
                         "RUN_DIR/gradient_stats.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard logs to DIR: epoch metrics and learning rate, and with "
+                        "--gradient-stats the gradient statistics (`tensorboard --logdir DIR`)")
     p.add_argument("--strategy", choices=names.STRATEGIES,
                    help="tf.distribute strategy: mirrored = all local devices, multi_worker = "
                         "one process per host configured by TF_CONFIG (only the chief writes "

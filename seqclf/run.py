@@ -116,6 +116,8 @@ class TrainConfig:
     stream: bool = False
     # Cap on training steps per epoch (None: the whole training data each epoch).
     steps_per_epoch: int | None = None
+    # TensorBoard log directory (epoch metrics, learning rate, gradient statistics); None: none.
+    tensorboard: str | None = None
 
 
 def _write_json(path, obj):
@@ -123,7 +125,7 @@ def _write_json(path, obj):
 
 
 # Settings that do not change what is trained: a resume may give other values.
-_RESUME_FREE_FIELDS = ("out", "quiet")
+_RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
 
 
 def _unfinished_run_config(out, backup_dir):
@@ -201,6 +203,19 @@ def _worker_dir():
     path = tempfile.mkdtemp(prefix="seqclf-worker-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def _tensorboard_callback(log_dir):
+    try:
+        import tensorboard  # noqa: F401  (tf.summary's writers for Keras' callback live there)
+    except ImportError:
+        raise SeqclfError(
+            "--tensorboard needs the tensorboard package: pip install 'seqclf[tensorboard]'. "
+            f"Received: tensorboard={log_dir!r}"
+        ) from None
+    # Epoch metrics (train/ and validation/) and the learning rate (`epoch_learning_rate`); no
+    # graph: writing it traces the train function once more.
+    return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
 
 
 def train(config):
@@ -377,11 +392,20 @@ def train(config):
         # (see seqclf.callbacks.progress); the estimate serves epochs of undeclared length.
         callbacks.append(StepProgress(
             expected_steps=min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)))
+    # Only the chief writes TensorBoard logs; the other workers would repeat its figures.
+    tensorboard = config.tensorboard if chief else None
+    if tensorboard:
+        callbacks.append(_tensorboard_callback(tensorboard))
     grad_stats = None
     if config.gradient_stats:
         from seqclf.callbacks import GradientStats
 
-        grad_stats = GradientStats(frequency=config.gradient_stats)
+        # Every worker runs it (its all-reduce needs them all); only the chief logs it. Beside
+        # Keras' train/ and validation/ runs: one writer per folder, as TensorBoard expects.
+        grad_stats = GradientStats(
+            frequency=config.gradient_stats,
+            log_dir=os.path.join(tensorboard, "gradients") if tensorboard else None,
+        )
         callbacks.append(grad_stats)
     # Last: it saves the state the callbacks above reached at each epoch end (see its docstring).
     backup = RunBackup(
