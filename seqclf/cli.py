@@ -1,4 +1,4 @@
-"""The `seqclf` command line: train, evaluate, predict, export, demo.
+"""The `seqclf` command line: train, evaluate, predict, export, plot, demo.
 
 User errors (bad data, bad arguments) print one `error: ...` line and exit with status 2; no
 TensorFlow stack trace is shown for them.
@@ -176,6 +176,13 @@ def _cmd_export(args):
     print(path)
 
 
+def _cmd_plot(args):
+    from seqclf.plotting import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+
+
 def _cmd_demo(args):
     from seqclf.demo import run_demo
 
@@ -198,7 +205,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqclf",
         description="Recurrent text classifiers with Keras 3: train, evaluate, predict, export, "
-                    "and the vanishing-gradient demo.",
+                    "plot, and the vanishing-gradient demo.",
     )
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
     # Accepted after the command too; SUPPRESS keeps a subcommand from resetting the flag that
@@ -237,6 +244,10 @@ def build_parser():
                    help="version number (default: one more than the highest present)")
     p.add_argument("--name", help="model name (default: the base path's directory name)")
 
+    p = sub.add_parser("plot", help="draw a run's curves and gradient plots into RUN_DIR",
+                       parents=parents)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+
     p = sub.add_parser("demo", help="the vanishing/exploding-gradient demonstration",
                        parents=parents)
     p.add_argument("--out", required=True, metavar="DIR")
@@ -252,6 +263,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "export": _cmd_export,
+    "plot": _cmd_plot,
     "demo": _cmd_demo,
 }
 

@@ -7,6 +7,10 @@ A run directory holds:
 * `model.keras` — the trained classifier (token ids in, probabilities out);
 * `history.csv` — one row per epoch (loss, accuracy, val_loss, val_accuracy);
 * `gradient_stats.csv` — with `gradient_stats=N`: `GradientStats` records every N steps;
+* `gradients_by_position.csv` — `PositionProbe`: per-timestep gradient norms of a validation probe
+  batch at every epoch end (recurrent models);
+* `curves.png`, `gradients.png` (with `gradient_stats`), `gradients_by_position.png` —
+  `seqclf.plotting.plot_run`, once training ends;
 * `metrics.json` — `val_accuracy` (best epoch), `epochs`, `train_seconds` and data counts;
 * `evaluations/*.json` — one file per `evaluate` call;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
@@ -203,6 +207,17 @@ def _worker_dir():
     path = tempfile.mkdtemp(prefix="seqclf-worker-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def _probe_batch(data, vectorizer, config, size=64):
+    """A seeded sample of `size` validation texts, as ids and labels, for `PositionProbe`."""
+    rng = np.random.default_rng(config.seed)
+    texts, labels = data.texts, data.labels  # a streamed file's: its bounded sample
+    pick = np.sort(rng.choice(len(texts), min(size, len(texts)), replace=False))
+    ds = make_dataset(texts[pick], labels[pick], vectorizer, max_length=config.max_length,
+                      batch_size=len(pick), bucketing=False)
+    x, y = next(iter(ds))
+    return x.numpy(), y.numpy()
 
 
 def _tensorboard_callback(log_dir):
@@ -407,6 +422,12 @@ def train(config):
             log_dir=os.path.join(tensorboard, "gradients") if tensorboard else None,
         )
         callbacks.append(grad_stats)
+    if chief:
+        from seqclf.callbacks.position_probe import PositionProbe
+
+        # For gradients_by_position.png: how far back the gradient reaches, epoch by epoch.
+        callbacks.append(PositionProbe(*_probe_batch(val_data, vectorizer, config),
+                                       os.path.join(out, "gradients_by_position.csv")))
     # Last: it saves the state the callbacks above reached at each epoch end (see its docstring).
     backup = RunBackup(
         backup_dir, history_path=os.path.join(out, "history.csv"), early_stopping=early_stopping,
@@ -447,6 +468,11 @@ def train(config):
     _write_json(os.path.join(out, "metrics.json"), metrics)
     # Only now: a crash before metrics.json is written still finds the backup and resumes.
     backup.delete()
+    if chief:
+        from seqclf.plotting import plot_run
+
+        plots = plot_run(out)
+        _say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
     _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}); run in {out}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(out, ignore_errors=True)

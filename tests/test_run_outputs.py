@@ -1,10 +1,19 @@
-"""What a run leaves to look at: TensorBoard events (`--tensorboard`)."""
+"""What a run leaves to look at: TensorBoard events (`--tensorboard`) and PNG plots."""
 
 import os
+import struct
 
+import pandas as pd
 import pytest
 
 from seqclf.cli import main
+from seqclf.errors import SeqclfError
+from seqclf.plotting import (
+    plot_gradient_overview,
+    plot_gradients_by_position,
+    plot_run,
+    plot_training_curves,
+)
 
 LAYERS = ("embedding", "gru_0", "classifier")
 
@@ -65,3 +74,55 @@ def test_tensorboard_holds_epoch_metrics_learning_rate_and_gradients(run):
     assert len(pre) == len(post) >= 4
     # clipnorm 0.05 clips: what the optimizer applied is smaller than the raw gradient.
     assert all(b < a for a, b in zip(pre, post))
+
+
+def _png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", head[16:24])
+
+
+def test_train_writes_valid_pngs(run):
+    out, _ = run
+    for name in ("curves.png", "gradients.png", "gradients_by_position.png"):
+        path = os.path.join(out, name)
+        width, height = _png_size(path)
+        assert width >= 600 and height >= 350 and os.path.getsize(path) > 10_000, name
+    probe = pd.read_csv(os.path.join(out, "gradients_by_position.csv"))
+    assert sorted(probe["epoch"].unique()) == [0, 1] and set(probe["layer"]) == {"gru_0"}
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+
+
+def test_plot_command_redraws_a_run(run, tmp_path, capsys):
+    out, _ = run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("history.csv", "metrics.json", "gradient_stats.csv",
+                 "gradients_by_position.csv"):
+        (copy / name).write_bytes(open(os.path.join(out, name), "rb").read())
+    assert main(["plot", str(copy)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [os.path.basename(p) for p in printed] == [
+        "curves.png", "gradients.png", "gradients_by_position.png"]
+    assert all(_png_size(p) for p in printed)
+    os.remove(copy / "gradient_stats.csv")
+    assert [os.path.basename(p) for p in plot_run(copy)] == [
+        "curves.png", "gradients_by_position.png"]
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+    assert "has no history.csv" in capsys.readouterr().err
+
+
+def test_plots_name_the_missing_columns(run):
+    out, _ = run
+    history = pd.read_csv(os.path.join(out, "history.csv"))
+    with pytest.raises(SeqclfError, match=r"lacks columns \['val_loss', 'val_accuracy'\]"):
+        plot_training_curves(history.drop(columns=["val_loss", "val_accuracy"]))
+    stats = pd.read_csv(os.path.join(out, "gradient_stats.csv"))
+    with pytest.raises(SeqclfError, match=r"lacks columns \['stage'\]"):
+        plot_gradient_overview(stats.drop(columns=["stage"]))
+    probe = pd.read_csv(os.path.join(out, "gradients_by_position.csv"))
+    with pytest.raises(SeqclfError, match=r"lacks columns \['timestep'\]"):
+        plot_gradients_by_position(probe.drop(columns=["timestep"]))
+    with pytest.raises(SeqclfError, match="must be a DataFrame"):
+        plot_training_curves(history.to_dict())

@@ -41,7 +41,7 @@ def test_help_imports_no_tensorflow():
     code = (
         "import sys\n"
         "from seqclf.cli import build_parser\n"
-        "for argv in (['--help'], ['train', '--help'], ['evaluate', '--help']):\n"
+        "for argv in (['--help'], ['train', '--help'], ['evaluate', '--help'], ['plot', '-h']):\n"
         "    try:\n"
         "        build_parser().parse_args(argv)\n"
         "    except SystemExit:\n"
