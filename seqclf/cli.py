@@ -1,7 +1,12 @@
-"""The `seqclf` command line: train, evaluate, predict, export, demo.
+"""The `seqclf` command line: train, evaluate, predict, export, plot, demo.
 
 User errors (bad data, bad arguments) print one `error: ...` line and exit with status 2; no
 TensorFlow stack trace is shown for them.
+
+Building the parser imports no TensorFlow (choices come from `seqclf.names`, and `train`'s
+defaults from `TrainConfig` once the flags are parsed), so `--help` answers at once. Commands
+import TensorFlow through `seqclf._startup.quiet_tensorflow`, which keeps its start-up notices
+off the terminal unless `--verbose` or `SEQCLF_VERBOSE=1` is given.
 """
 
 import argparse
@@ -9,9 +14,8 @@ import json
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for CLI users; it
-# must be silenced before TensorFlow is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seqclf import names
+from seqclf._startup import VERBOSE_ENV
 
 EPILOG = """data specs (SPEC):
   PATH                              a .tsv/.csv/.jsonl/.parquet file (GLUE SST-2 TSVs need no
@@ -42,67 +46,63 @@ def _positive_int(text):
     return value
 
 
-def _add_train(sub):
-    from seqclf.distribute import STRATEGIES
-    from seqclf.models.classifier import LSTM_INITS, MODEL_NAMES, POOLINGS
-    from seqclf.recipe import RECIPES
-    from seqclf.run import LR_SCHEDULES, TrainConfig
-
-    d = TrainConfig()
+def _add_train(sub, parents):
+    # No defaults here: flags not given stay out of the namespace and `config_from_args` leaves
+    # them to TrainConfig, which would cost a TensorFlow import (seqclf.run) to read now.
     p = sub.add_parser("train", help="train a classifier and write a run directory",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       argument_default=argparse.SUPPRESS, parents=parents)
     p.add_argument("--data", required=True, metavar="SPEC", help="training data spec")
     p.add_argument("--val", metavar="SPEC",
                    help="validation data (default: the dataset's validation split, or "
                         "--val-fraction of the training data held out)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
-    p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
-                   help="auto: settings not given as flags are chosen from statistics of the "
-                        "training data (size, classes, lengths, vocabulary); fixed: the "
+    p.add_argument("--recipe", choices=names.RECIPES,
+                   help="auto (default): settings not given as flags are chosen from statistics "
+                        "of the training data (size, classes, lengths, vocabulary); fixed: the "
                         "pre-recipe defaults")
-    p.add_argument("--model", choices=MODEL_NAMES, default=d.model)
-    p.add_argument("--layers", type=_positive_int, default=d.layers)
+    p.add_argument("--model", choices=names.MODEL_NAMES)
+    p.add_argument("--layers", type=_positive_int)
     p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--units", type=_positive_int, default=d.units)
-    p.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--embedding-dropout", type=float, default=d.embedding_dropout)
-    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
+    p.add_argument("--units", type=_positive_int)
+    p.add_argument("--embedding-dim", type=_positive_int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--embedding-dropout", type=float)
+    p.add_argument("--pooling", choices=names.POOLINGS,
                    help="recurrent output to classify: the final state, or max/mean over time")
-    p.add_argument("--lstm-init", choices=LSTM_INITS, default=d.lstm_init,
+    p.add_argument("--lstm-init", choices=names.LSTM_INITS,
                    help="LSTM gate-bias initialization: Keras' default (forget bias 1) or chrono")
     p.add_argument("--forget-bias", type=float, help="constant LSTM forget-gate bias")
-    p.add_argument("--max-tokens", type=_positive_int, default=d.max_tokens,
+    p.add_argument("--max-tokens", type=_positive_int,
                    help="maximum vocabulary size")
-    p.add_argument("--max-length", type=_positive_int, default=d.max_length,
+    p.add_argument("--max-length", type=_positive_int,
                    help="texts are truncated to this many tokens (and counted)")
-    p.add_argument("--ngram-buckets", type=int, default=d.ngram_buckets, metavar="N",
+    p.add_argument("--ngram-buckets", type=int, metavar="N",
                    help="a linear tf-idf unigram + bigram path (N hash buckets) beside the "
-                        "recurrent one; 0 turns it off")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    p.add_argument("--batch-tokens", type=_positive_int, default=d.batch_tokens,
+                        "recurrent one; 0 turns it off (default: the recipe's)")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--batch-tokens", type=_positive_int,
                    help="grow batches of short texts to about this many tokens (batch-size is "
                         "the minimum); fewer, fuller steps on CPU")
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
-    p.add_argument("--steps-per-execution", type=_positive_int, default=d.steps_per_execution,
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--steps-per-execution", type=_positive_int,
                    help="training steps per call of the compiled train function")
-    p.add_argument("--patience", type=_positive_int, default=d.patience,
+    p.add_argument("--patience", type=_positive_int,
                    help="early stopping on val_accuracy; the best epoch's weights are kept")
-    p.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate)
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+    p.add_argument("--learning-rate", type=_positive_float)
+    p.add_argument("--lr-schedule", choices=names.LR_SCHEDULES,
                    help="cosine: decay the learning rate to 0 over --epochs; plateau: x0.3 "
                         "whenever val_loss stops improving")
-    p.add_argument("--optimizer", default=d.optimizer,
-                   choices=["adam", "lazy_adam", "adamw", "rmsprop", "sgd"])
+    p.add_argument("--optimizer", choices=names.OPTIMIZERS)
     clip = p.add_mutually_exclusive_group()
     clip.add_argument("--clipnorm", type=_positive_float, help="clip each gradient tensor's norm")
     clip.add_argument("--global-clipnorm", type=_positive_float,
                       help="clip the global norm of all gradients")
     clip.add_argument("--clipvalue", type=_positive_float, help="clip each gradient element")
     clip.add_argument("--no-clip", action="store_true",
-                      help=f"no gradient clipping (default: --clipnorm {d.clipnorm})")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+                      help="no gradient clipping (default: --clipnorm at its README default)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-fraction", type=float)
     p.add_argument("--text-column")
     p.add_argument("--label-column")
     p.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
@@ -118,8 +118,10 @@ def _add_train(sub):
                    help="record per-layer gradient statistics every N steps into "
                         "RUN_DIR/gradient_stats.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   default=d.strategy,
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard logs to DIR: epoch metrics and learning rate, and with "
+                        "--gradient-stats the gradient statistics (`tensorboard --logdir DIR`)")
+    p.add_argument("--strategy", choices=names.STRATEGIES,
                    help="tf.distribute strategy: mirrored = all local devices, multi_worker = "
                         "one process per host configured by TF_CONFIG (only the chief writes "
                         "RUN_DIR); --batch-size is the global batch")
@@ -130,14 +132,12 @@ def config_from_args(args):
     from seqclf.run import TrainConfig
 
     fields = TrainConfig.__dataclass_fields__
+    # Only the flags given are in `args` (the parser has no defaults): TrainConfig fills the rest.
     kwargs = {k: v for k, v in vars(args).items() if k in fields}
     clipping = ("clipnorm", "global_clipnorm", "clipvalue")
-    if args.no_clip:
-        kwargs.update(dict.fromkeys(clipping))
-    elif all(kwargs[k] is None for k in clipping):
-        # No clipping flag given: keep TrainConfig's default rule rather than "no clipping".
-        for k in clipping:
-            del kwargs[k]
+    if getattr(args, "no_clip", False) or any(k in kwargs for k in clipping):
+        # A clipping flag replaces TrainConfig's default rule; none given keeps it.
+        kwargs = {**dict.fromkeys(clipping), **kwargs}
     return TrainConfig(**kwargs)
 
 
@@ -184,6 +184,13 @@ def _cmd_export(args):
     print(path)
 
 
+def _cmd_plot(args):
+    from seqclf.plotting import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+
+
 def _cmd_demo(args):
     from seqclf.demo import run_demo
 
@@ -201,16 +208,25 @@ def _user_error(message):
 
 
 def build_parser():
+    verbose_help = (f"show TensorFlow's start-up and C++ log lines, which are hidden by default "
+                    f"(also {VERBOSE_ENV}=1)")
     parser = argparse.ArgumentParser(
         prog="seqclf",
         description="Recurrent text classifiers with Keras 3: train, evaluate, predict, export, "
-                    "and the vanishing-gradient demo.",
+                    "plot, and the vanishing-gradient demo.",
     )
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    # Accepted after the command too; SUPPRESS keeps a subcommand from resetting the flag that
+    # was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help=verbose_help)
+    parents = [common]
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_train(sub)
+    _add_train(sub, parents)
 
     p = sub.add_parser("evaluate", help="score a run; prints one JSON object", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", required=True, metavar="SPEC")
     p.add_argument("--seed", type=int, default=0, help="seed of the word shuffling")
@@ -219,7 +235,7 @@ def build_parser():
     p.add_argument("--data-dir")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("predict", help="classify texts; one JSON line per text")
+    p = sub.add_parser("predict", help="classify texts; one JSON line per text", parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
                    help="a trained run (omit with --server)")
     p.add_argument("texts", metavar="TEXT", nargs="*")
@@ -228,14 +244,20 @@ def build_parser():
     p.add_argument("--model-name")
     p.add_argument("--version", type=_positive_int)
 
-    p = sub.add_parser("export", help="export a run as a TensorFlow Serving SavedModel")
+    p = sub.add_parser("export", help="export a run as a TensorFlow Serving SavedModel",
+                       parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--model-base-path", required=True, metavar="BASE")
     p.add_argument("--version", type=_positive_int,
                    help="version number (default: one more than the highest present)")
     p.add_argument("--name", help="model name (default: the base path's directory name)")
 
-    p = sub.add_parser("demo", help="the vanishing/exploding-gradient demonstration")
+    p = sub.add_parser("plot", help="draw a run's curves and gradient plots into RUN_DIR",
+                       parents=parents)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+
+    p = sub.add_parser("demo", help="the vanishing/exploding-gradient demonstration",
+                       parents=parents)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, for tests (< 1 minute)")
     p.add_argument("--data-dir", help="TFDS data directory for the word-order dataset")
@@ -249,13 +271,19 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "export": _cmd_export,
+    "plot": _cmd_plot,
     "demo": _cmd_demo,
 }
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from seqclf._startup import quiet_tensorflow
     from seqclf.errors import SeqclfError
+
+    # MultiWorkerMirroredStrategy must configure TensorFlow before its first op (seqclf.run).
+    multi_worker = getattr(args, "strategy", None) == "multi_worker"
+    quiet_tensorflow(args.verbose, spend_notices=not multi_worker)
 
     if args.command == "predict" and args.run_dir and args.server:
         # With --server every positional is a text.

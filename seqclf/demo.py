@@ -627,7 +627,13 @@ def _word_order_arrays(config, cfg, seed, data_dir, quiet):
 
 
 def _plots(out, decay_curves, learning, explode_records, explode_losses, stats, probes, cfg):
-    from seqclf.plotting import plot_layer_norms, plot_timestep_gradients, plot_timestep_heatmap
+    from seqclf.plotting import (
+        plot_accuracy_vs_distance,
+        plot_clipping_comparison,
+        plot_layer_norms,
+        plot_timestep_gradients,
+        plot_timestep_heatmap,
+    )
 
     files = []
     path = os.path.join(out, "decay_gradient_vs_distance.png")
@@ -642,34 +648,8 @@ def _plots(out, decay_curves, learning, explode_records, explode_losses, stats, 
     plot_timestep_heatmap(decay_curves, path=path, title="log10 ||dL/dx_t|| at initialisation")
     files.append(path)
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    tasks = sorted({r["task"].split("/")[0] for r in learning})
-    fig = Figure(figsize=(5.5 * max(len(tasks), 1), 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    for k, task in enumerate(tasks):
-        ax = fig.add_subplot(1, len(tasks), k + 1)
-        rows = [r for r in learning if r["task"].split("/")[0] == task]
-        for cell, init, style in (("simple_rnn", "default", "o-"), ("lstm", "default", "s-"),
-                                  ("lstm", "chrono", "^-")):
-            pts = sorted((r["distance"], r["test_accuracy"]) for r in rows
-                         if r["cell"] == cell and r["init"] == init)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f"{cell} ({init})")
-        if rows:
-            ax.axhline(rows[0]["chance"], color="grey", ls="--", lw=1, label="chance")
-        ax.set_ylim(0, 1.05)
-        ax.set_xlabel(
-            "sequence length" if task == "temporal_order" else "cue distance (filler tokens)"
-        )
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{task}: equal budgets")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
     path = os.path.join(out, "accuracy_vs_distance.png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+    plot_accuracy_vs_distance(learning, path=path)
     files.append(path)
 
     # Per-timestep gradients before/after training at the longest temporal-order length.
@@ -687,36 +667,12 @@ def _plots(out, decay_curves, learning, explode_records, explode_losses, stats, 
         files.append(path)
 
     # Exploding: gradient-norm traces and per-step losses, with and without clipping.
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for rec in explode_records:
-        frame = stats[stats["run"] == rec["run"]]
-        g = frame[(frame["layer"] == "(global)") & (frame["statistic"] == "global_norm")]
-        label = f"clipnorm={rec['clipnorm']}"
-        pre = g[g["stage"] == "pre_clip"].sort_values("step")
-        ax1.plot(pre["step"], pre["value"], lw=1.2, label=f"{label}: pre-clip")
-        post = g[g["stage"] == "post_clip"].sort_values("step")
-        if len(post):
-            ax1.plot(post["step"], post["value"], lw=1, ls="--", label=f"{label}: post-clip")
-        loss = explode_losses[rec["run"]]
-        ax2.plot(np.arange(len(loss)), loss, lw=1.2, label=label)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("training step")
-    ax1.set_ylabel("global gradient norm (GradientStats)")
-    ax1.set_title(f"SimpleRNN gain={cfg.explode_gain:g}, {cfg.explode_optimizer} "
-                  f"lr={cfg.explode_learning_rate:g}")
-    ax1.legend(fontsize="small")
-    ax1.grid(alpha=0.3, which="both")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("training step")
-    ax2.set_ylabel("training loss of the step")
-    ax2.set_title("Loss with and without clipping (same seed)")
-    ax2.legend(fontsize="small")
-    ax2.grid(alpha=0.3, which="both")
     path = os.path.join(out, "exploding_clipping.png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+    plot_clipping_comparison(
+        stats, explode_losses, {r["run"]: f"clipnorm={r['clipnorm']}" for r in explode_records},
+        path=path, title=f"SimpleRNN gain={cfg.explode_gain:g}, {cfg.explode_optimizer} "
+                         f"lr={cfg.explode_learning_rate:g}",
+    )
     files.append(path)
 
     clipped = [r for r in explode_records if r["clipnorm"]]

@@ -37,6 +37,7 @@ import os
 import tensorflow as tf
 
 from seqclf.errors import SeqclfError
+from seqclf.names import STRATEGIES
 
 __all__ = [
     "STRATEGIES",
@@ -46,8 +47,6 @@ __all__ = [
     "make_strategy",
     "shard_by_data",
 ]
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def _tf_config_error(problem, raw):

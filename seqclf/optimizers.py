@@ -18,14 +18,12 @@ import keras
 
 from seqclf.errors import SeqclfError
 from seqclf.lazy_adam import LazyAdam
+from seqclf.names import OPTIMIZERS as _NAMES
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "lazy_adam": LazyAdam,
-    "adamw": keras.optimizers.AdamW,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
+OPTIMIZERS = dict(zip(_NAMES, (
+    keras.optimizers.Adam, LazyAdam, keras.optimizers.AdamW, keras.optimizers.RMSprop,
+    keras.optimizers.SGD,
+), strict=True))
 
 
 def make_optimizer(

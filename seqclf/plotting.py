@@ -1,4 +1,8 @@
-"""Plots of gradient diagnostics recorded by `seqclf.callbacks.GradientStats`.
+"""Plots of training runs and of gradient diagnostics recorded by `seqclf.callbacks.GradientStats`.
+
+Every figure seqclf draws comes from here: `plot_run` draws a run directory's `curves.png`,
+`gradients.png` and `gradients_by_position.png` (at the end of `seqclf train` and with
+`seqclf plot RUN_DIR`), and the demo's figures use the same functions.
 
 Kept out of the callback so training never imports matplotlib. Figures are built with the
 object-oriented API on an Agg canvas (no pyplot, no global backend switch), so plotting works
@@ -16,7 +20,20 @@ import pandas as pd
 from seqclf._io import atomic_path
 from seqclf.errors import SeqclfError
 
-__all__ = ["plot_layer_norms", "plot_timestep_gradients", "plot_timestep_heatmap"]
+__all__ = [
+    "plot_accuracy_vs_distance",
+    "plot_clipping_comparison",
+    "plot_gradient_overview",
+    "plot_gradients_by_position",
+    "plot_layer_norms",
+    "plot_run",
+    "plot_timestep_gradients",
+    "plot_timestep_heatmap",
+    "plot_training_curves",
+]
+
+_FRAME_COLUMNS = ("step", "layer", "variable", "stage", "statistic", "value")
+GLOBAL_LAYER = "(global)"  # GradientStats' layer name of global rows
 
 
 def _figure(figsize):
@@ -39,17 +56,22 @@ def _save(fig, path):
     return fig
 
 
-def _check_frame(frame, name="frame"):
+def _require_columns(frame, columns, name, source):
     if not isinstance(frame, pd.DataFrame):
         raise SeqclfError(
-            f"`{name}` must be a DataFrame from GradientStats.to_dataframe(). "
+            f"`{name}` must be a DataFrame from {source}. "
             f"Received: {name} of type {type(frame).__name__}"
         )
-    missing = {"step", "layer", "variable", "stage", "statistic", "value"} - set(frame.columns)
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise SeqclfError(
-            f"`{name}` lacks columns {sorted(missing)}. Received: {list(frame.columns)}"
+            f"`{name}` lacks columns {missing}. Received: {name} with columns "
+            f"{list(frame.columns)}"
         )
+
+
+def _check_frame(frame, name="frame", extra=()):
+    _require_columns(frame, (*_FRAME_COLUMNS, *extra), name, "GradientStats.to_dataframe()")
 
 
 def plot_layer_norms(frame, path=None, statistic="norm", stage="pre_clip", log_scale=True):
@@ -206,4 +228,231 @@ def plot_timestep_heatmap(source, path=None, epoch=None, title=None, max_distanc
     fig.colorbar(image, ax=ax, label="log10 ||dL/d input_t||")
     suffix = "" if epoch is None else (" (init)" if epoch < 0 else f" (epoch {epoch})")
     ax.set_title(title or f"Input-gradient norm by layer and distance{suffix}")
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- training runs
+
+HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy")
+
+
+def plot_training_curves(history, path=None, best_epoch=None, title=None):
+    """Loss and accuracy per epoch, training vs validation, with the best epoch marked.
+
+    Args:
+        history: A frame with the columns of a run's `history.csv` (`epoch`, 0-based as Keras
+            counts, `loss`, `val_loss`, `accuracy`, `val_accuracy`).
+        best_epoch: The 1-based epoch to mark (default: the highest `val_accuracy`, the epoch
+            whose weights early stopping keeps).
+    """
+    _require_columns(history, HISTORY_COLUMNS, "history", "a run's history.csv")
+    if history.empty:
+        raise SeqclfError("`history` has no rows (no epoch finished). Received: 0 rows")
+    history = history.sort_values("epoch")
+    epochs = history["epoch"].to_numpy(int) + 1
+    if best_epoch is None:
+        best_epoch = int(epochs[int(np.argmax(history["val_accuracy"].to_numpy(float)))])
+    fig = _figure((10, 4))
+    for k, metric in enumerate(("loss", "accuracy")):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.plot(epochs, history[metric], "o-", lw=1.5, label=f"train {metric}")
+        ax.plot(epochs, history[f"val_{metric}"], "s-", lw=1.5, label=f"validation {metric}")
+        ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        best = history[history["epoch"] == best_epoch - 1]
+        if not best.empty:
+            ax.plot([best_epoch], best[f"val_{metric}"], "*", color="black", ms=12)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(1, epochs[-1], 10).round())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title or "Training curves")
+    return _save(fig, path)
+
+
+def _log_axes(ax, xlabel, ylabel, title):
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _layer_norms(frame, stage):
+    """`{layer: (steps, norms)}`: each layer's gradient norm, from its variables' norms."""
+    rows = frame[(frame["stage"] == stage) & (frame["statistic"] == "norm")
+                 & (frame["layer"] != GLOBAL_LAYER)]
+    squares = rows.assign(sq=rows["value"] ** 2).groupby(["layer", "step"], sort=False)["sq"].sum()
+    out = {}
+    for layer in rows["layer"].unique():
+        series = squares.loc[layer].sort_index()
+        out[layer] = (series.index.to_numpy(), np.sqrt(series.to_numpy(float)))
+    return out
+
+
+def plot_gradient_overview(frame, path=None, title=None):
+    """Global gradient norm before/after clipping over steps, the share of sampled steps in
+    which clipping fired per epoch, and each layer's gradient norm (pre-clip).
+
+    `frame` is a `GradientStats.to_dataframe()` frame (or `load_frame` of a saved one).
+    """
+    _check_frame(frame, extra=("epoch",))
+    glob = frame[(frame["layer"] == GLOBAL_LAYER) & (frame["statistic"] == "global_norm")]
+    if glob.empty:
+        raise SeqclfError("The frame has no global-norm rows (no sampled step). Received: "
+                          f"{len(frame)} rows")
+    fig = _figure((14, 4))
+    ax = fig.add_subplot(1, 3, 1)
+    for stage, style in (("pre_clip", "-"), ("post_clip", "--")):
+        rows = glob[glob["stage"] == stage].sort_values("step")
+        if not rows.empty:
+            ax.plot(rows["step"], rows["value"], ls=style, lw=1.2, label=stage.replace("_", "-"))
+    _log_axes(ax, "training step", "global gradient norm", "Global norm before / after clipping")
+
+    ax = fig.add_subplot(1, 3, 2)
+    fired = frame[(frame["layer"] == GLOBAL_LAYER) & (frame["statistic"] == "clip_fired")]
+    if fired.empty:
+        ax.text(0.5, 0.5, "no clipping configured", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        share = fired.groupby("epoch")["value"].mean()
+        bars = ax.bar(share.index.to_numpy(int) + 1, share.to_numpy(float), color="tab:red",
+                      alpha=0.7)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in share], fontsize="small")
+        ax.set_ylim(0, 1.05)
+        ax.set_xticks(share.index.to_numpy(int) + 1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("share of sampled steps")
+    ax.set_title("Clipping fired")
+    ax.grid(alpha=0.3, axis="y")
+
+    ax = fig.add_subplot(1, 3, 3)
+    for layer, (steps, norms) in _layer_norms(frame, "pre_clip").items():
+        ax.plot(steps, norms, lw=1.2, label=layer)
+    _log_axes(ax, "training step", "layer gradient norm (pre-clip)", "Per-layer gradient norm")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_gradients_by_position(frame, path=None, title=None):
+    """Per-timestep input-gradient norm of a probe batch at the first and the last probed
+    epoch, by distance from the end, log scale: how far back the training signal reaches.
+
+    `frame` holds probe rows in `GradientStats`' format (`stage="probe"`,
+    `statistic="input_grad_norm"`, `timestep` = distance from the end), e.g. a run's
+    `gradients_by_position.csv` read with `load_frame`.
+    """
+    _check_frame(frame, extra=("epoch", "timestep"))
+    rows = frame[(frame["statistic"] == "input_grad_norm") & (frame["epoch"] >= 0)]
+    if rows.empty:
+        raise SeqclfError(f"The frame has no probe rows. Received: {len(frame)} rows")
+    first, last = int(rows["epoch"].min()), int(rows["epoch"].max())
+    curves = {}
+    for epoch in sorted({first, last}):
+        for layer, group in rows[rows["epoch"] == epoch].groupby("layer", sort=False):
+            group = group.sort_values("timestep")
+            curves[f"{layer}, epoch {epoch + 1}"] = group["value"].to_numpy(float)
+    return plot_timestep_gradients(
+        curves, path=path,
+        title=title or "Gradient norm by distance from the end (validation probe batch)",
+    )
+
+
+def plot_run(run_dir):
+    """Draws a run directory's plots into it; returns the paths written.
+
+    `curves.png` from `history.csv` (best epoch from `metrics.json` when there is one);
+    `gradients.png` from `gradient_stats.csv` (runs with `--gradient-stats`);
+    `gradients_by_position.png` from `gradients_by_position.csv` (recurrent models).
+    """
+    run_dir = os.fspath(run_dir)
+    history_path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(history_path):
+        raise SeqclfError(
+            f"{run_dir} has no history.csv: not a seqclf run directory, or no epoch has "
+            f"finished yet. Received: {run_dir!r}"
+        )
+    best_epoch = None
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        import json
+
+        with open(metrics_path, encoding="utf-8") as f:
+            best_epoch = json.load(f).get("best_epoch")
+    written = [os.path.join(run_dir, "curves.png")]
+    plot_training_curves(pd.read_csv(history_path), path=written[0], best_epoch=best_epoch,
+                         title=f"Training curves: {os.path.basename(os.path.abspath(run_dir))}")
+    for csv, png, plot in (("gradient_stats.csv", "gradients.png", plot_gradient_overview),
+                           ("gradients_by_position.csv", "gradients_by_position.png",
+                            plot_gradients_by_position)):
+        if os.path.exists(os.path.join(run_dir, csv)):
+            # Imported here: it loads TensorFlow, which the curves alone do not need.
+            from seqclf.callbacks.gradient_stats import load_frame
+
+            path = os.path.join(run_dir, png)
+            plot(load_frame(os.path.join(run_dir, csv)), path=path)
+            written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- the demo's figures
+
+
+def plot_accuracy_vs_distance(records, path=None):
+    """Test accuracy against sequence length / cue distance, one panel per task, one line per
+    cell and initialization, chance level dashed. `records` is a frame (or list of dicts) with
+    columns `task`, `cell`, `init`, `distance`, `test_accuracy`, `chance`."""
+    records = pd.DataFrame(records) if isinstance(records, list) else records
+    _require_columns(records, ("task", "cell", "init", "distance", "test_accuracy", "chance"),
+                     "records", "the demo's learning records")
+    records = records.assign(family=records["task"].str.split("/").str[0])
+    tasks = sorted(records["family"].unique())
+    fig = _figure((5.5 * max(len(tasks), 1), 4.2))
+    for k, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), k + 1)
+        rows = records[records["family"] == task]
+        for cell, init, style in (("simple_rnn", "default", "o-"), ("lstm", "default", "s-"),
+                                  ("lstm", "chrono", "^-")):
+            pts = rows[(rows["cell"] == cell) & (rows["init"] == init)].sort_values("distance")
+            if not pts.empty:
+                ax.plot(pts["distance"], pts["test_accuracy"], style, label=f"{cell} ({init})")
+        ax.axhline(rows["chance"].iloc[0], color="grey", ls="--", lw=1, label="chance")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(
+            "sequence length" if task == "temporal_order" else "cue distance (filler tokens)"
+        )
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{task}: equal budgets")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_clipping_comparison(stats, losses, labels, path=None, title=None):
+    """Global gradient norm (pre- and post-clip) and per-step training loss of several runs.
+
+    Args:
+        stats: A `GradientStats` frame of all runs with a `run` column naming each.
+        losses: `{run: per-step losses}`.
+        labels: `{run: label}`; the runs to draw, in order.
+    """
+    _check_frame(stats, "stats", extra=("run",))
+    fig = _figure((11, 4.2))
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for run, label in labels.items():
+        frame = stats[stats["run"] == run]
+        g = frame[(frame["layer"] == GLOBAL_LAYER) & (frame["statistic"] == "global_norm")]
+        pre = g[g["stage"] == "pre_clip"].sort_values("step")
+        ax1.plot(pre["step"], pre["value"], lw=1.2, label=f"{label}: pre-clip")
+        post = g[g["stage"] == "post_clip"].sort_values("step")
+        if len(post):
+            ax1.plot(post["step"], post["value"], lw=1, ls="--", label=f"{label}: post-clip")
+        loss = np.asarray(losses[run], dtype=float)
+        ax2.plot(np.arange(len(loss)), loss, lw=1.2, label=label)
+    _log_axes(ax1, "training step", "global gradient norm (GradientStats)",
+              title or "Global gradient norm")
+    _log_axes(ax2, "training step", "training loss of the step",
+              "Loss with and without clipping (same seed)")
     return _save(fig, path)

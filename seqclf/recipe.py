@@ -18,8 +18,7 @@ import math
 import numpy as np
 
 from seqclf.errors import SeqclfError
-
-RECIPES = ("auto", "fixed")
+from seqclf.names import RECIPES
 
 # The settings a recipe fills in, with the values of `recipe="fixed"` (the pre-recipe defaults).
 FIXED = {

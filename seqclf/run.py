@@ -7,6 +7,10 @@ A run directory holds:
 * `model.keras` — the trained classifier (token ids in, probabilities out);
 * `history.csv` — one row per epoch (loss, accuracy, val_loss, val_accuracy);
 * `gradient_stats.csv` — with `gradient_stats=N`: `GradientStats` records every N steps;
+* `gradients_by_position.csv` — `PositionProbe`: per-timestep gradient norms of a validation probe
+  batch at every epoch end (recurrent models);
+* `curves.png`, `gradients.png` (with `gradient_stats`), `gradients_by_position.png` —
+  `seqclf.plotting.plot_run`, once training ends;
 * `metrics.json` — `val_accuracy` (best epoch), `epochs`, `train_seconds` and data counts;
 * `evaluations/*.json` — one file per `evaluate` call;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
@@ -58,12 +62,12 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import build_classifier, build_end_to_end, compile_classifier
+from seqclf.names import LR_SCHEDULES
 from seqclf.optimizers import make_optimizer
 from seqclf.recipe import FIXED, RECIPE_FIELDS, RECIPES, data_stats, resolve
 
 # "plateau": constant until val_loss stops improving for an epoch, then x0.3 each time (Keras'
 # ReduceLROnPlateau): the decay follows the epochs actually run, which early stopping decides.
-LR_SCHEDULES = ("constant", "cosine", "plateau")
 PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 1, 1e-5
 
 
@@ -126,6 +130,8 @@ class TrainConfig:
     stream: bool = False
     # Cap on training steps per epoch (None: the whole training data each epoch).
     steps_per_epoch: int | None = None
+    # TensorBoard log directory (epoch metrics, learning rate, gradient statistics); None: none.
+    tensorboard: str | None = None
 
 
 def fixed_config(**kwargs):
@@ -142,7 +148,7 @@ def _write_json(path, obj):
 
 
 # Settings that do not change what is trained: a resume may give other values.
-_RESUME_FREE_FIELDS = ("out", "quiet")
+_RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
 
 
 def _unfinished_run_config(out, backup_dir):
@@ -233,6 +239,30 @@ def _worker_dir():
     path = tempfile.mkdtemp(prefix="seqclf-worker-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def _probe_batch(data, vectorizer, config, size=64):
+    """A seeded sample of `size` validation texts, as ids and labels, for `PositionProbe`."""
+    rng = np.random.default_rng(config.seed)
+    texts, labels = data.texts, data.labels  # a streamed file's: its bounded sample
+    pick = np.sort(rng.choice(len(texts), min(size, len(texts)), replace=False))
+    ds = make_dataset(texts[pick], labels[pick], vectorizer, max_length=config.max_length,
+                      batch_size=len(pick), bucketing=False)
+    x, y = next(iter(ds))
+    return x.numpy(), y.numpy()
+
+
+def _tensorboard_callback(log_dir):
+    try:
+        import tensorboard  # noqa: F401  (tf.summary's writers for Keras' callback live there)
+    except ImportError:
+        raise SeqclfError(
+            "--tensorboard needs the tensorboard package: pip install 'seqclf[tensorboard]'. "
+            f"Received: tensorboard={log_dir!r}"
+        ) from None
+    # Epoch metrics (train/ and validation/) and the learning rate (`epoch_learning_rate`); no
+    # graph: writing it traces the train function once more.
+    return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
 
 
 def train(config):
@@ -444,12 +474,34 @@ def train(config):
             monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE,
             min_lr=PLATEAU_MIN_LR, verbose=0,
         ))
+    if not config.quiet:
+        from seqclf.callbacks.progress import StepProgress
+
+        # Instead of Keras' bar, which counts whole executions of steps_per_execution steps
+        # (see seqclf.callbacks.progress); the estimate serves epochs of undeclared length.
+        callbacks.append(StepProgress(
+            expected_steps=min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)))
+    # Only the chief writes TensorBoard logs; the other workers would repeat its figures.
+    tensorboard = config.tensorboard if chief else None
+    if tensorboard:
+        callbacks.append(_tensorboard_callback(tensorboard))
     grad_stats = None
     if config.gradient_stats:
         from seqclf.callbacks import GradientStats
 
-        grad_stats = GradientStats(frequency=config.gradient_stats)
+        # Every worker runs it (its all-reduce needs them all); only the chief logs it. Beside
+        # Keras' train/ and validation/ runs: one writer per folder, as TensorBoard expects.
+        grad_stats = GradientStats(
+            frequency=config.gradient_stats,
+            log_dir=os.path.join(tensorboard, "gradients") if tensorboard else None,
+        )
         callbacks.append(grad_stats)
+    if chief:
+        from seqclf.callbacks.position_probe import PositionProbe
+
+        # For gradients_by_position.png: how far back the gradient reaches, epoch by epoch.
+        callbacks.append(PositionProbe(*_probe_batch(val_data, vectorizer, config),
+                                       os.path.join(out, "gradients_by_position.csv")))
     # Last: it saves the state the callbacks above reached at each epoch end (see its docstring).
     backup = RunBackup(
         backup_dir, history_path=os.path.join(out, "history.csv"), early_stopping=early_stopping,
@@ -465,7 +517,7 @@ def train(config):
     with _quiet_end_of_data(), _data_errors():
         model.fit(
             train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-            verbose=0 if config.quiet else 1, shuffle=False,  # the dataset reshuffles itself
+            verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
             steps_per_epoch=config.steps_per_epoch,
         )
     train_seconds = backup.previous_seconds + time.perf_counter() - start
@@ -490,6 +542,11 @@ def train(config):
     _write_json(os.path.join(out, "metrics.json"), metrics)
     # Only now: a crash before metrics.json is written still finds the backup and resumes.
     backup.delete()
+    if chief:
+        from seqclf.plotting import plot_run
+
+        plots = plot_run(out)
+        _say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
     _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}); run in {out}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(out, ignore_errors=True)

@@ -37,7 +37,8 @@ TRAIN_ARGS = [
 # Every process together; generous because the test machine's 2 cores may be shared.
 DEADLINE_S = 480
 RUN_FILES = {"config.json", "vocabulary.txt", "model.keras", "history.csv", "metrics.json",
-             "gradient_stats.csv"}
+             "gradient_stats.csv", "gradients_by_position.csv", "curves.png", "gradients.png",
+             "gradients_by_position.png"}
 
 _MIRRORED = """
 import sys

@@ -285,10 +285,10 @@ def test_fit_end_to_end_on_lstm_classifier(tmp_path):
         for e in tf.compat.v1.train.summary_iterator(path)
         for v in e.summary.value
     }
-    assert "global_norm/pre_clip" in tags
-    assert "grad_norm/pre_clip/lstm/recurrent_kernel" in tags
-    assert "grad_log10_abs/dense/kernel" in tags
-    assert "input_grad_norm/lstm/d0" in tags
+    assert "global/grad_norm/pre_clip" in tags
+    assert "lstm/grad_norm/recurrent_kernel/pre_clip" in tags and "lstm/grad_norm/pre_clip" in tags
+    assert "dense/grad_log10_abs/kernel" in tags
+    assert "lstm/input_grad_norm/d0" in tags
     # The optimizer is restored and a plain fit still works.
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
 

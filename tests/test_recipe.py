@@ -121,7 +121,8 @@ def test_ngram_linear_is_normalised_tfidf_times_weights():
 
     from seqclf.models.ngram_linear import NgramLinear, ngram_indices
 
-    layer = NgramLinear(vocab_size=6, units=2, buckets=8, idf=np.arange(14, dtype="float32"))
+    layer = NgramLinear(vocab_size=6, units=2, buckets=8, idf=np.arange(14, dtype="float32"),
+                        scale=4.0)
     ids = np.array([[2, 3, 0], [4, 0, 0]])
     layer.build(ids.shape)
     kernel = np.random.default_rng(0).normal(size=(14, 2)).astype("float32")
@@ -131,7 +132,7 @@ def test_ngram_linear_is_normalised_tfidf_times_weights():
     for row in range(2):
         rows = index[row][mask[row]]
         w = np.arange(14)[rows].astype("float32")
-        want = 30.0 * (w[:, None] * kernel[rows]).sum(0) / np.sqrt((w ** 2).sum())
+        want = layer.scale * (w[:, None] * kernel[rows]).sum(0) / np.sqrt((w ** 2).sum())
         np.testing.assert_allclose(got[row], want, rtol=1e-5)
 
 

@@ -136,9 +136,12 @@ class GradientStats(keras.callbacks.Callback):
             exceeds `growth_factor` times the median of the previous `growth_window` sampled
             global norms (needs at least 3). None disables the check.
         growth_window: Number of previous sampled steps in that running median.
-        log_dir: When given, write TensorBoard scalars (norm per variable and stage, global
-            norm, clip_fired) and histograms of log10|g| per variable (pre-clip), plus the
-            probe's d=0 and mean input-gradient norms, to this directory.
+        log_dir: When given, write TensorBoard scalars (norm per layer, per variable and
+            stage, global norm, clip_fired) and histograms of log10|g| per variable (pre-clip),
+            plus the probe's d=0 and mean input-gradient norms, to this directory. Tags begin
+            with the layer name (`lstm_0/grad_norm/pre_clip`, `lstm_0/grad_norm/kernel/post_clip`,
+            `lstm_0/grad_log10_abs/kernel`, `lstm_0/input_grad_norm/d0`; `global/grad_norm/...`,
+            `global/clip_fired`), so TensorBoard groups the charts by layer.
         histogram_bins: Number of bins of the log10|g| histograms (only with `log_dir`).
 
     Attributes:
@@ -700,24 +703,32 @@ class GradientStats(keras.callbacks.Callback):
         if self._writer is not None:
             with self._writer.as_default():
                 for layer, curve in curves.items():
-                    _write_scalar(f"input_grad_norm/{layer}/d0", curve[0], step)
-                    _write_scalar(f"input_grad_norm/{layer}/mean", np.nanmean(curve), step)
+                    _write_scalar(f"{layer}/input_grad_norm/d0", curve[0], step)
+                    _write_scalar(f"{layer}/input_grad_norm/mean", np.nanmean(curve), step)
 
     def _write_summaries(self, step, stats, global_norms, fired, clipping):
+        # Tags start with the layer name: TensorBoard groups a run's charts by the tag's first
+        # component, so each layer's norms (its own and its variables', both stages) and
+        # histograms sit together, and the global ones under "global".
         stages = _STAGES if clipping else _STAGES[:1]
         with self._writer.as_default():
             for s, stage in enumerate(stages):
-                _write_scalar(f"global_norm/{stage}", global_norms[s], step)
+                _write_scalar(f"global/grad_norm/{stage}", global_norms[s], step)
+                squares = {}
                 for i, (layer, variable) in enumerate(self._names):
-                    _write_scalar(f"grad_norm/{stage}/{layer}/{variable}", stats[s, i, 0], step)
+                    norm = stats[s, i, 0]
+                    _write_scalar(f"{layer}/grad_norm/{variable}/{stage}", norm, step)
+                    squares[layer] = squares.get(layer, 0.0) + float(norm) ** 2
+                for layer, total in squares.items():
+                    _write_scalar(f"{layer}/grad_norm/{stage}", math.sqrt(total), step)
             if clipping:
-                _write_scalar("clip_fired", fired.max(initial=0.0), step)
+                _write_scalar("global/clip_fired", fired.max(initial=0.0), step)
             if self._bins:
                 hists = self._hist_var.numpy()
                 lo, hi = _HIST_RANGE
                 edges = np.linspace(lo, hi, self._bins + 1)
                 for i, (layer, variable) in enumerate(self._names):
-                    _write_histogram(f"grad_log10_abs/{layer}/{variable}", edges, hists[i], step)
+                    _write_histogram(f"{layer}/grad_log10_abs/{variable}", edges, hists[i], step)
 
 
 def _typed(frame):

@@ -13,15 +13,9 @@ from seqclf.errors import SeqclfError
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
+from seqclf.names import CELL_NAMES, LSTM_INITS, MODEL_NAMES, POOLINGS
 
-CELLS = {
-    "simple_rnn": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-}
-MODEL_NAMES = (*CELLS, "bow")
-LSTM_INITS = ("default", "chrono")
-POOLINGS = ("last", "max", "mean")
+CELLS = dict(zip(CELL_NAMES, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
 
 
 def _positive_int(name, value):

@@ -1,0 +1,53 @@
+"""`PositionProbe`: per-timestep gradient norms of a fixed probe batch at every epoch end.
+
+What `seqclf train` draws as `gradients_by_position.png` (first and last epoch): the
+vanishing-gradient picture of the demo on the user's own validation texts. One probe costs one
+forward and backward pass over the probe batch (`timestep_gradient_norms`, traced once per run);
+the rows are those of `GradientStats`' probe (`stage="probe"`, `statistic="input_grad_norm"`,
+`timestep` = distance from the end), so `load_frame` and the plotting functions read them.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+
+from seqclf.callbacks.gradient_stats import load_frame, save_frame
+from seqclf.callbacks.timestep_gradients import recurrent_layers, timestep_gradient_norms
+
+__all__ = ["PositionProbe"]
+
+_COLUMNS = ["step", "epoch", "layer", "variable", "stage", "statistic", "timestep", "value"]
+
+
+class PositionProbe(keras.callbacks.Callback):
+    """Measures `timestep_gradient_norms(model, x, y)` at every epoch end into a CSV.
+
+    The file is rewritten atomically each time with the rows of every probed epoch; an epoch
+    probed again (a resumed run repeats the interrupted epoch) replaces its earlier rows, and
+    rows of later epochs (left by a run that crashed after writing them) are dropped. Models
+    without a recurrent layer are not probed.
+    """
+
+    def __init__(self, x, y, path):
+        super().__init__()
+        self.x, self.y = x, y
+        self.path = os.fspath(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not recurrent_layers(self.model):
+            return
+        curves = timestep_gradient_norms(self.model, self.x, self.y)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        rows = [
+            (step, epoch, layer, "", "probe", "input_grad_norm", d, float(v))
+            for layer, curve in curves.items()
+            for d, v in enumerate(curve)
+            if np.isfinite(v)
+        ]
+        frame = pd.DataFrame(rows, columns=_COLUMNS)
+        if os.path.exists(self.path):
+            old = load_frame(self.path)
+            frame = pd.concat([old[old["epoch"] < epoch], frame], ignore_index=True)
+        save_frame(frame, self.path)
