@@ -383,7 +383,7 @@ def targets(table, default="auto-lstm"):
 
 
 def write_markdown(table, path, command, mode="report"):
-    lines = [MARK_BEGIN, f"## Benchmark suite (`suite`, mode {mode})", "",
+    lines = [MARK_BEGIN, f"### Suite results (mode {mode})", "",
              f"Command: `{command}`. Accuracy % mean ± sd over folds/seeds; `sh` = accuracy with "
              "the words of each test text shuffled; seconds = training time per run (mean).", "",
              render(table), ""]
@@ -413,6 +413,9 @@ def main(argv=None):
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--markdown", default=str(REPO / "bench" / "results.md"))
+    p.add_argument("--readme", default=str(REPO / "README.md"),
+                   help="also write the table into this file between the suite markers "
+                        "('' for none)")
     p.add_argument("--table-only", action="store_true", help="render what is there; run nothing")
     args = p.parse_args(argv)
     datasets, models = args.datasets.split(","), args.models.split(",")
@@ -427,7 +430,10 @@ def main(argv=None):
     command = "python -m bench --only suite" if args.mode == "report" else \
         "python bench/suite.py --mode tune"
     if args.mode == "report" and not args.variants:
-        print(write_markdown(summarize(results), pathlib.Path(args.markdown), command))
+        table = summarize(results)
+        print(write_markdown(table, pathlib.Path(args.markdown), command))
+        if args.readme:  # the README shows the same table
+            write_markdown(table, pathlib.Path(args.readme), command)
     else:
         for variant in (variants or {"": {}}):
             print(f"### variant {variant or '(none)'}")

@@ -48,9 +48,7 @@ from seqclf.plotting import plot_timestep_gradients
 ## Configuration
 """
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb_cad"
-TRAIN = SHARED / "train_paired.tsv"
-DEV = SHARED / "dev_paired.tsv"
+DATA_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb_cad"
 SEED = 0
 MAX_LENGTH = 128  # below the median review (156 tokens): truncation matters for most reviews
 UNITS = 64
@@ -139,6 +137,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1]
                                              / "docs"))
+    parser.add_argument("--data-dir", default=str(DATA_DIR),
+                        help="folder holding train_paired.tsv and dev_paired.tsv (IMDb CAD)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for tests")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -147,8 +147,9 @@ def main():
         FAR, TRAIN_ROWS = SMOKE["FAR"], SMOKE["TRAIN_ROWS"]
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train = load_spec(str(TRAIN), quiet=True)
-    dev = load_spec(str(DEV), label_names=train.label_names, quiet=True)
+    data_dir = pathlib.Path(args.data_dir)
+    train = load_spec(str(data_dir / "train_paired.tsv"), quiet=True)
+    dev = load_spec(str(data_dir / "dev_paired.tsv"), label_names=train.label_names, quiet=True)
     if TRAIN_ROWS:
         train = type(train)(train.texts[:TRAIN_ROWS], train.labels[:TRAIN_ROWS],
                             train.label_names, train.source)

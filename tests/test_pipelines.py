@@ -74,6 +74,34 @@ def test_sst2_lstm_smoke(tmp_path, shared_data):
         assert (tmp_path / name).is_file()
 
 
+def test_long_text_gradients_cuts_either_end():
+    from seqclf.data import make_vectorizer
+
+    module = _load("long_text_gradients.py")
+    vectorizer = make_vectorizer(["a b c d e", "f g"], max_tokens=50)
+    vocab = vectorizer.get_vocabulary()
+    first = module.cut_ids(vectorizer, ["a b c d e", "f g", ""], 3, "first")
+    last = module.cut_ids(vectorizer, ["a b c d e", "f g", ""], 3, "last")
+    words = [[vocab[i] for i in row if i] for row in first.tolist()]
+    assert words == [["a", "b", "c"], ["f", "g"], ["[UNK]"]]
+    words = [[vocab[i] for i in row if i] for row in last.tolist()]
+    assert words == [["c", "d", "e"], ["f", "g"], ["[UNK]"]]
+    assert module.window_mean(np.array([1.0, np.nan, 3.0, 5.0]), (0, 3)) == 2.0
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_long_text_gradients_smoke(tmp_path, shared_data):
+    _run("long_text_gradients.py", tmp_path, "--data-dir", str(shared_data / "imdb_cad"))
+    results = json.loads((tmp_path / "long_text_gradients.json").read_text())
+    assert [(r["pooling"], r["keep"]) for r in results] == [
+        ("last", "first"), ("last", "last"), ("max", "first"), ("max", "last")]
+    for r in results:
+        assert r["init"]["near"] > 0 and 0.0 <= r["dev_accuracy"] <= 1.0
+    assert (tmp_path / "long_text_gradients.png").stat().st_size > 10_000
+    assert "| pooling | keep |" in (tmp_path / "long_text_gradients.md").read_text()
+
+
 def test_library_does_not_import_pipelines():
     for path in (REPO / "seqclf").rglob("*.py"):
         text = path.read_text()
