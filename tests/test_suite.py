@@ -1,0 +1,81 @@
+"""The benchmark suite (`bench/suite.py`): protocols, statistics, table and targets. No training."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import suite
+
+
+def _table(auto, bow, shuffled=0.5, dataset="mr"):
+    splits = [f"fold{i}" for i in range(len(auto))]
+    return {dataset: {
+        "auto-lstm": {"accuracy": auto, "shuffled_accuracy": [shuffled] * len(auto),
+                      "train_seconds": [1.0] * len(auto), "splits": splits},
+        "bow": {"accuracy": bow, "shuffled_accuracy": bow, "train_seconds": [1.0] * len(bow),
+                "splits": splits},
+    }}
+
+
+def test_paired_difference_and_its_standard_error():
+    d, se = suite.diff_se(_table([0.8, 0.7, 0.9], [0.7, 0.7, 0.8]), "mr", "auto-lstm", "bow")
+    assert d == pytest.approx(0.2 / 3)
+    assert se == pytest.approx(np.std([0.1, 0.0, 0.1], ddof=1) / 3 ** 0.5)
+
+
+def test_targets_say_when_the_recipe_is_not_ahead_of_bow():
+    ahead = dict((w, ok) for w, _, ok in suite.targets(_table([0.8, 0.81, 0.79], [0.7] * 3)))
+    assert ahead["mr: auto-lstm - bow > 1 SE"]
+    behind = dict((w, ok) for w, _, ok in suite.targets(_table([0.70, 0.71, 0.69], [0.7] * 3)))
+    assert not behind["mr: auto-lstm - bow > 1 SE"]
+    # CNN-rand row for MR is 75.9: 0.80 is above it, and the shuffled accuracy is below.
+    assert ahead["mr: shuffled < accuracy"]
+
+
+def test_pair_accuracy_needs_both_members_right():
+    test = pd.DataFrame({"label": ["Positive", "Negative", "Positive", "Negative"],
+                         "batch_id": ["1", "1", "2", "2"]})
+    assert suite.pair_accuracy(test, ["Positive", "Negative", "Positive", "Positive"]) == 0.5
+
+
+def test_markdown_block_is_replaced_not_appended(tmp_path):
+    path = tmp_path / "results.md"
+    path.write_text("# header\n\nkept\n", encoding="utf-8")
+    suite.write_markdown(_table([0.8, 0.8], [0.7, 0.7]), path, "cmd")
+    suite.write_markdown(_table([0.9, 0.9], [0.7, 0.7]), path, "cmd")
+    text = path.read_text(encoding="utf-8")
+    assert text.count(suite.MARK_BEGIN) == 1 and "kept" in text
+    assert "90.0 ± 0.0" in text and "80.0 ± 0.0" not in text
+
+
+def test_results_resume_skips_finished_runs(tmp_path):
+    path = tmp_path / "r.jsonl"
+    done = {"dataset": "mr", "split": "fold0", "model": "bow", "mode": "report", "variant": "",
+            "accuracy": 0.7}
+    failed = {**done, "split": "fold1", "error": "boom"}
+    path.write_text(json.dumps(done) + "\n" + json.dumps(failed) + "\n", encoding="utf-8")
+    finished = {suite._key(r) for r in suite.read_results(path) if "error" not in r}
+    assert ("mr", "fold0", "bow", "report", "") in finished
+    assert ("mr", "fold1", "bow", "report", "") not in finished
+
+
+@pytest.mark.shared_data
+def test_protocols_keep_test_parts_apart(shared_data, monkeypatch):
+    monkeypatch.setattr(suite, "SHARED", shared_data)
+    folds = suite.splits("mr", "report")
+    assert len(folds) == 10
+    assert sum(len(test) for _, _, test, _ in folds) == 10_662
+    for _, train, test, _ in folds:
+        assert set(train.index).isdisjoint(test.index)
+    assert suite.splits("mr", "tune") == []  # never used to choose the recipe
+    (_, report_train, report_test, _), *_ = suite.splits("trec", "report")
+    (_, tune_train, tune_test, _), *_ = suite.splits("trec", "tune")
+    assert 540 <= len(report_test) <= 550  # 10% of each class
+    # Tuning splits the report's training part again, and nothing else.
+    assert len(tune_train) + len(tune_test) == len(report_train)
+    assert sorted(pd.concat([tune_train, tune_test])["sentence"]) == sorted(
+        report_train["sentence"])
+    imdb = suite.splits("imdb", "tune")[0]
+    assert set(imdb[1]["batch_id"]).isdisjoint(imdb[2]["batch_id"])  # whole pairs held out
