@@ -11,7 +11,10 @@ How it works (TensorFlow backend only):
   `on_train_batch_end`, and only on sampled steps.
 * Statistics are computed only when a flag variable is set (`tf.cond`), and the callback sets it
   only before the executions that contain a sampled step, so an unsampled step costs one
-  conditional plus, with `check_finite=True`, one `is_finite` pass over the gradients.
+  conditional plus, with `check_finite=True`, one sum per gradient (a non-finite entry makes
+  the sum non-finite; only then does the exact per-variable check run). Measured on a small
+  LSTM (`bench/bench_gradient_stats.py`): unsampled steps cost ~0.5%, a sampled step ~12% of
+  a step, so ~3% of the epoch at the default `frequency=10`.
 * The train function is rebuilt (`make_train_function(force=True)`) so a function traced before
   the callback existed does not bypass the wrapper, and dropped again in `on_train_end`, when
   the optimizer is restored, so later `fit` calls trace a clean one.
