@@ -230,6 +230,43 @@ def test_nonfinite_gradient_stops_training_with_error_naming_variable_and_step()
     assert cb.events[0]["kind"] == "nonfinite" and cb.events[0]["step"] == 2
 
 
+def test_finite_check_flags_only_non_finite_gradients_on_unsampled_steps():
+    """Unsampled steps check a sum per gradient; the exact per-element check decides."""
+
+    def model_with_gradient(g):
+        # MAE on a bias-free Dense(1): the kernel gradient is -x for a prediction below y.
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+        model.layers[0].set_weights([np.zeros((2, 1), "float32")])
+        model.compile(optimizer=keras.optimizers.SGD(1e-30), loss="mae")
+        return model, -np.array([g], "float32"), np.ones((1, 1), "float32")
+
+    # Finite gradient entries whose sum overflows float32 to -inf: not an error.
+    model, x, y = model_with_gradient([3e38, 3e38])
+    assert np.isinf(np.sum(hand_gradients(model, x, y)[0], dtype=np.float32))
+    cb = GradientStats(frequency=100)
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for batch in range(3):
+        one_step(cb, model, x, y, batch=batch)
+    cb.on_epoch_end(0)
+    cb.on_train_end()
+    assert cb.events == [] and int(cb._nf_step_var.numpy()) == -1
+    # +inf and -inf (sum NaN) on unsampled step 1: found, with its step.
+    for bad in ([np.inf, -np.inf], [np.nan, 1.0]):
+        model, x, y = model_with_gradient([1.0, 1.0])
+        cb = GradientStats(frequency=100)
+        cb.set_model(model)
+        cb.on_train_begin()
+        cb.on_epoch_begin(0)
+        one_step(cb, model, x, y, batch=0)
+        one_step(cb, model, -np.array([bad], "float32"), y, batch=1)
+        cb.on_epoch_end(0)
+        with pytest.raises(SeqclfError, match=r"step 1 .*variable 'kernel'"):
+            cb.on_train_end()
+        assert cb.events[0]["step"] == 1
+
+
 def test_growth_is_warned_and_recorded():
     cb = GradientStats(growth_factor=5.0, growth_window=5)
     cb._history, cb._epoch, cb.events = deque(maxlen=5), 0, []

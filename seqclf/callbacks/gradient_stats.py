@@ -11,7 +11,10 @@ How it works (TensorFlow backend only):
   `on_train_batch_end`, and only on sampled steps.
 * Statistics are computed only when a flag variable is set (`tf.cond`), and the callback sets it
   only before the executions that contain a sampled step, so an unsampled step costs one
-  conditional plus, with `check_finite=True`, one `is_finite` pass over the gradients.
+  conditional plus, with `check_finite=True`, one sum per gradient (a non-finite entry makes
+  the sum non-finite; only then does the exact per-variable check run). Measured on a small
+  LSTM (`bench/bench_gradient_stats.py`): unsampled steps cost ~0.5%, a sampled step ~12% of
+  a step, so ~3% of the epoch at the default `frequency=10`.
 * The train function is rebuilt (`make_train_function(force=True)`) so a function traced before
   the callback existed does not bypass the wrapper, and dropped again in `on_train_end`, when
   the optimizer is restored, so later `fit` calls trace a clean one.
@@ -442,8 +445,13 @@ class GradientStats(keras.callbacks.Callback):
         rows_t = tf.constant(rows, dtype=tf.int32)[:, None]
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        step = tf.convert_to_tensor(self._target.iterations)
-        step = tf.cast(step, tf.int64)
+        iterations = self._target.iterations
+
+        def read_step():
+            # Read inside the branches that use it: outside, it would be two more ops on every
+            # step. Automatic control dependencies still order the read before the optimizer's
+            # increment, as they order the whole branch.
+            return tf.cast(tf.convert_to_tensor(iterations), tf.int64)
 
         target = self._target
         clipping = bool(
@@ -469,30 +477,36 @@ class GradientStats(keras.callbacks.Callback):
             )
 
         if self.check_finite:
-            checked = reduced[0] if reduced else grads
-            bad = [
-                tf.cast(
-                    tf.logical_not(
-                        tf.reduce_all(
-                            tf.math.is_finite(g.values if isinstance(g, tf.IndexedSlices) else g)
-                        )
-                    ),
-                    tf.float32,
-                )
-                for g in checked
+            checked = [
+                g.values if isinstance(g, tf.IndexedSlices) else g
+                for g in (reduced[0] if reduced else grads)
             ]
-            bad = tf.scatter_nd(rows_t, tf.stack(bad), [n])
+            # Every step pays for this check, and a step op costs ~10 us of executor time
+            # whatever its size, so it uses as few ops as possible: one sum per gradient and
+            # their total. A sum is NaN or +-Inf when any of its terms is (IEEE arithmetic), so
+            # a finite total means finite gradients. A total that is not finite runs the exact
+            # per-variable check, which decides (it also rules out a finite sum that overflowed).
+            total = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in checked])
 
-            def write_nonfinite():
-                self._nf_step_var.assign(step)
-                self._nf_mask_var.assign(bad)
-                return tf.constant(True)
+            def check_exact():
+                bad = [
+                    tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.float32)
+                    for g in checked
+                ]
+                bad = tf.scatter_nd(rows_t, tf.stack(bad), [n])
 
-            tf.cond(
-                tf.logical_and(tf.reduce_max(bad) > 0, self._nf_step_var < 0),
-                write_nonfinite,
-                lambda: tf.constant(False),
-            )
+                def write_nonfinite():
+                    self._nf_step_var.assign(read_step())
+                    self._nf_mask_var.assign(bad)
+                    return tf.constant(True)
+
+                return tf.cond(
+                    tf.logical_and(tf.reduce_max(bad) > 0, self._nf_step_var < 0),
+                    write_nonfinite,
+                    lambda: tf.constant(False),
+                )
+
+            tf.cond(tf.math.is_finite(total), lambda: tf.constant(False), check_exact)
 
         def record():
             if reduced is not None:
@@ -530,7 +544,7 @@ class GradientStats(keras.callbacks.Callback):
                     for g in pre
                 ]
                 self._hist_var.assign(tf.scatter_nd(rows_t, tf.stack(hists), [n, self._bins]))
-            self._step_var.assign(step)
+            self._step_var.assign(read_step())
             return tf.constant(True)
 
         tf.cond(self._flag > 0, record, lambda: tf.constant(False))
