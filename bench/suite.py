@@ -334,6 +334,8 @@ def render(table, models=tuple(MODELS)):
             text = f"{100 * mu:.1f} ± {100 * sd:.1f} (sh {100 * smu:.1f}; {secs:.0f} s)"
             if "pair_accuracy" in c:
                 text += f"; pairs {100 * mean_sd(c['pair_accuracy'])[0]:.1f}"
+            if len(c["accuracy"]) != len(splits(name, "report")):
+                text += f" [{len(c['accuracy'])} of {len(splits(name, 'report'))} runs]"
             cells.append(text)
         cnn = f"{CNN_RAND.get(name, '—')} / {CNN_STATIC.get(name, '—')}"
         rows.append(f"| {name} (n={len(table[name][next(iter(table[name]))]['splits'])}) | "
