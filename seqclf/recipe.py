@@ -130,8 +130,10 @@ def choose(stats, *, batch_size=32, model="lstm"):
                + (" (long texts)" if long_texts else ""))
 
     s["max_tokens"] = int(np.clip(stats.tokens_seen_twice + 2, MIN_VOCAB, MAX_VOCAB))
+    # What the vectorizer will hold (max_tokens is a bound: a small vocabulary stays whole).
+    kept = min(s["max_tokens"], stats.vocabulary + 2)
     why.append(f"{stats.vocabulary} distinct tokens, {stats.rare_share:.0%} seen once -> "
-               f"vocabulary {s['max_tokens']}")
+               f"vocabulary {kept}")
 
     # The linear bag of n-grams beside the recurrent path; bigram buckets ~ 4x the vocabulary.
     if model == "bow":

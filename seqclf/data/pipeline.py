@@ -129,13 +129,7 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
 
 def token_lengths(vectorizer, texts, batch_size=2048):
     """Number of tokens of each text after vectorization (before truncation)."""
-    lengths = []
-    texts = string_values(texts)
-    ragged = ragged_twin(vectorizer)
-    for start in range(0, len(texts), batch_size):
-        ids = ragged(tf.constant(texts[start : start + batch_size], dtype=tf.string))
-        lengths.append(ids.row_lengths().numpy())
-    return np.concatenate(lengths) if lengths else np.zeros(0, dtype="int64")
+    return token_counts(vectorizer, texts, batch_size)[0]
 
 
 def token_counts(vectorizer, texts, batch_size=2048):
