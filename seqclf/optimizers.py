@@ -16,6 +16,7 @@ with norm clipping makes the effective rule hard to reason about.
 
 import keras
 
+from seqclf._checks import check_positive_number
 from seqclf.errors import SeqclfError
 from seqclf.lazy_adam import LazyAdam
 from seqclf.names import OPTIMIZERS as _NAMES
@@ -52,11 +53,7 @@ def make_optimizer(
             f"Unknown optimizer. Expected one of: {', '.join(OPTIMIZERS)}. Received: name={name!r}"
         )
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise SeqclfError(
-                "`learning_rate` must be a positive number. "
-                f"Received: learning_rate={learning_rate!r}"
-            )
+        check_positive_number("learning_rate", learning_rate)
     clipping = {
         k: v
         for k, v in (
@@ -73,6 +70,5 @@ def make_optimizer(
             f"clipping rules (see seqclf.optimizers). Received: {given}"
         )
     for k, v in clipping.items():
-        if not isinstance(v, (int, float)) or not v > 0:
-            raise SeqclfError(f"`{k}` must be a positive number. Received: {k}={v!r}")
+        check_positive_number(k, v)
     return OPTIMIZERS[key](learning_rate=learning_rate, **clipping, **kwargs)

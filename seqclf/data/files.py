@@ -94,7 +94,7 @@ def _pick(columns, requested, candidates, what, path, option):
     )
 
 
-def _label_names_of(values):
+def label_names_of(values):
     """Sorted class names; integer-like labels sort numerically (so '10' follows '9')."""
     unique = sorted(set(values))
     try:
@@ -422,7 +422,7 @@ def read_table(path, text_column=None, label_column=None, label_names=None):
             f"{scan.path}: every row has an empty text. Received: {rows} rows, skipped "
             f"{scan.skipped}"
         )
-    label_names = checker.label_names or _label_names_of(names)
+    label_names = checker.label_names or label_names_of(names)
     index = {n: k for k, n in enumerate(label_names)}
     return TextData(
         np.array(texts, dtype=object),

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
 
 OOV_ID = 1
@@ -96,10 +97,7 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
     before padding (see `ragged_twin`). Pass `vocabulary` (as saved by
     `vectorizer.get_vocabulary()`) instead of `texts` to rebuild a trained one.
     """
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 3):
-        raise SeqclfError(
-            f"`max_tokens` must be an integer >= 3. Received: max_tokens={max_tokens!r}"
-        )
+    check_int("max_tokens", max_tokens, 3, allow_none=True)
     if vocabulary is not None:
         vocabulary = list(vocabulary)
         # get_vocabulary() starts with the padding and OOV tokens; set_vocabulary adds them.
@@ -190,16 +188,6 @@ def vectorize_fn(vectorizer, max_length):
     return fn
 
 
-def _check_sizes(batch_size, max_length):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SeqclfError(
-            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-        )
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(
-            f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
-        )
-
 
 def vectorize_batches(ds, vectorizer, max_length):
     """A dataset of `(texts [n], labels [n])` batches → `(ids [n, width], labels [n])` batches.
@@ -235,11 +223,7 @@ def bucket_batch_sizes(boundaries, batch_size, batch_tokens=None):
     """
     if batch_tokens is None:
         return [batch_size] * (len(boundaries) + 1)
-    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
-        raise SeqclfError(
-            "`batch_tokens` must be a positive integer or None. "
-            f"Received: batch_tokens={batch_tokens!r}"
-        )
+    check_positive_int("batch_tokens", batch_tokens, allow_none=True)
     # Bucket i holds lengths in [boundaries[i-1], boundaries[i]); the last one is open-ended.
     longest = [b - 1 for b in boundaries]
     return [max(batch_size, batch_tokens // max(n, 1)) for n in longest] + [batch_size]
@@ -335,7 +319,8 @@ def make_dataset(
         batch_tokens: with bucketing, grow the batches of short texts to about this many
             tokens each (see `bucket_batch_sizes`); `None` keeps every batch at `batch_size`.
     """
-    _check_sizes(batch_size, max_length)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("max_length", max_length)
     texts = string_values(texts)
     labels = np.asarray(labels, dtype="int64").reshape(-1)
     if len(texts) != len(labels):

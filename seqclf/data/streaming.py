@@ -23,9 +23,9 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from seqclf.data.files import RowChecker, _label_names_of, scan_rows
+from seqclf._checks import check_positive_int
+from seqclf.data.files import RowChecker, label_names_of, scan_rows
 from seqclf.data.pipeline import (
-    _check_sizes,
     batch_examples,
     bucket_boundaries,
     token_lengths,
@@ -79,8 +79,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
         sample_seed: seed of the reservoir sample.
     """
     for name, value in (("sample_size", sample_size), ("sample_chars", sample_chars)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SeqclfError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_int(name, value)
     scan = scan_rows(path, text_column, label_column)
     checker = RowChecker(scan, label_names)
     counts = {}  # label name -> [rows per bucket]
@@ -115,7 +114,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
             f"{scan.path}: every row has an empty text. Received: {rows} rows, skipped "
             f"{scan.skipped}"
         )
-    names = checker.label_names or _label_names_of(counts)
+    names = checker.label_names or label_names_of(counts)
     table = np.zeros((NUM_BUCKETS, len(names)), dtype="int64")
     for k, name in enumerate(names):
         if name in counts:
@@ -270,14 +269,9 @@ class StreamedTextData:
         together (bounded memory: shuffling is local, see the module docstring). Default
         bucket boundaries (used with `batch_tokens` only) come from the sample.
         """
-        _check_sizes(batch_size, max_length)
-        if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or (
-            shuffle_buffer < 1
-        ):
-            raise SeqclfError(
-                f"`shuffle_buffer` must be a positive integer. Received: shuffle_buffer="
-                f"{shuffle_buffer!r}"
-            )
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("max_length", max_length)
+        check_positive_int("shuffle_buffer", shuffle_buffer)
         ds = tf.data.Dataset.from_generator(
             self._iter_batches,
             output_signature=(

@@ -9,6 +9,7 @@ saves to and loads from `.keras` files without seqclf-specific code at load time
 
 import keras
 
+from seqclf._checks import check_positive_int
 from seqclf.errors import SeqclfError
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
@@ -16,11 +17,6 @@ from seqclf.models.ngram_linear import NgramLinear
 from seqclf.names import CELL_NAMES, LSTM_INITS, MODEL_NAMES, POOLINGS
 
 CELLS = dict(zip(CELL_NAMES, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SeqclfError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def build_classifier(
@@ -90,7 +86,7 @@ def build_classifier(
         ("units", units),
         ("layers", layers),
     ):
-        _positive_int(arg, value)
+        check_positive_int(arg, value)
     if num_classes < 2:
         raise SeqclfError(
             f"A classifier needs at least 2 classes. Received: num_classes={num_classes}"

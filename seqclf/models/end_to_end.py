@@ -2,8 +2,8 @@
 
 import keras
 
+from seqclf._checks import check_positive_int
 from seqclf.data.pipeline import ragged_twin
-from seqclf.errors import SeqclfError
 from seqclf.models.padded_ids import PaddedIds
 
 
@@ -17,10 +17,7 @@ def build_end_to_end(model, vectorizer, max_length):
     vocabulary is the vectorizer's at build time (held by its ragged twin): build the model again
     after re-adapting the vectorizer.
     """
-    if not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(
-            f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
-        )
+    max_length = check_positive_int("max_length", max_length)
     texts = keras.Input(shape=(), dtype="string", name="text")
     # The vectorizer's ragged twin, so that each text is cut before the batch is padded.
     ids = PaddedIds(max_length, name="padded_ids")(ragged_twin(vectorizer)(texts))

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqclf._checks import check_positive_int, check_positive_number
 from seqclf.errors import SeqclfError
 
 # Multiplier of the bigram hash (Knuth's multiplicative constant): spreads the pair key
@@ -75,11 +76,11 @@ class NgramLinear(keras.layers.Layer):
 
     def __init__(self, vocab_size, units, buckets=2**18, idf=None, scale=10.0, **kwargs):
         super().__init__(**kwargs)
-        for arg, value in (("vocab_size", vocab_size), ("units", units), ("buckets", buckets)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SeqclfError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
-        if not scale > 0:
-            raise SeqclfError(f"`scale` must be positive. Received: scale={scale!r}")
+        vocab_size, units, buckets = (
+            check_positive_int(arg, value)
+            for arg, value in (("vocab_size", vocab_size), ("units", units), ("buckets", buckets))
+        )
+        check_positive_number("scale", scale)
         self.vocab_size, self.units, self.buckets = vocab_size, units, buckets
         self.scale = float(scale)
         self._idf_init = None if idf is None else np.asarray(idf, dtype="float32")

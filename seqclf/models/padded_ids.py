@@ -2,8 +2,8 @@
 
 import keras
 
+from seqclf._checks import check_positive_int
 from seqclf.data.pipeline import pad_ids
-from seqclf.errors import SeqclfError
 
 
 @keras.saving.register_keras_serializable(package="seqclf")
@@ -21,11 +21,7 @@ class PaddedIds(keras.layers.Layer):
 
     def __init__(self, max_length, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise SeqclfError(
-                f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
-            )
-        self.max_length = max_length
+        self.max_length = check_positive_int("max_length", max_length)
 
     def call(self, inputs):
         return pad_ids(inputs, self.max_length)

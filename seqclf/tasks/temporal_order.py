@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
 
 DISTRACTORS = ("a", "b", "c", "d")
@@ -76,11 +77,7 @@ def position_ranges(length: int) -> dict[str, tuple[int, int]]:
 
     `length=100` gives the paper's ranges: length [100, 110], t1 [10, 20], t2 [50, 60].
     """
-    if not isinstance(length, (int, np.integer)) or length < 12:
-        raise SeqclfError(
-            f"Temporal-order length must be an integer >= 12. Received: length={length!r}"
-        )
-    length = int(length)
+    length = check_int("length", length, 12)
     t1 = (max(1, round(length / 10)), max(2, round(length / 5)))
     t2_lo = max(t1[1] + 3, round(length / 2))
     t2 = (t2_lo, max(t2_lo, round(0.6 * length)))
@@ -111,8 +108,7 @@ def generate(
     Labels are drawn uniformly (balanced in expectation) and map to `LABEL_NAMES`:
     0 = XX, 1 = XY, 2 = YX, 3 = YY.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise SeqclfError(f"Number of sequences must be a positive integer. Received: n={n!r}")
+    n = check_positive_int("n", n)
     ranges = position_ranges(length)
     lo, hi = ranges["length"]
     if fixed_length:
