@@ -46,8 +46,9 @@ import sys
 import tempfile
 import types
 
+from seqclf._compat import PROFILER_PLUGIN_MODULE as _PLUGIN
+
 VERBOSE_ENV = "SEQCLF_VERBOSE"
-_PLUGIN = "tensorflow.python.profiler.internal._pywrap_profiler_plugin"
 # TensorFlow's (absl's) log-line prefix: severity letter, MMDD, time, thread, file:line].
 _LOG_LINE = re.compile(rb"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
 _BANNER = re.compile(rb"^WARNING: All log messages before absl::InitializeLog\(\) is called")
@@ -77,7 +78,8 @@ def _defer_profiler_plugin():
     spec = importlib.util.find_spec("tensorflow")  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return
-    folder = os.path.join(spec.submodule_search_locations[0], "python", "profiler", "internal")
+    # The extension's folder inside the tensorflow package (tensorflow/python/profiler/internal).
+    folder = os.path.join(spec.submodule_search_locations[0], *_PLUGIN.split(".")[1:-1])
     if not os.path.isdir(folder) or not any(
         n.startswith("_pywrap_profiler_plugin.") for n in os.listdir(folder)
     ):

@@ -27,7 +27,7 @@ fail, and log a warning before falling back to `DATA`).
 
 Keras 3.15 needs three work-arounds here, each one measured: `build_before_fit` (Keras' pre-fit
 build drops a batch under `MirroredStrategy` and fails under `MultiWorkerMirroredStrategy`), a
-corrected cross-worker reduction of the logs (`_patch_keras_multi_worker_reduce`), and
+corrected cross-worker reduction of the logs (`seqclf._compat.patch_multi_worker_reduce`), and
 `steps_per_execution=1` under any multi-replica strategy (set by `seqclf.run.train`).
 """
 
@@ -36,6 +36,7 @@ import os
 
 import tensorflow as tf
 
+from seqclf import _compat
 from seqclf.errors import SeqclfError
 from seqclf.names import STRATEGIES
 
@@ -169,11 +170,11 @@ def distribute_dataset(strategy, dataset):
     if strategy.num_replicas_in_sync == 1:
         return dataset
     return strategy.distribute_datasets_from_function(
-        lambda context: _replica_shares(dataset, context)
+        lambda context: replica_shares(dataset, context)
     )
 
 
-def _replica_shares(dataset, context):
+def replica_shares(dataset, context):
     """This worker's dataset for `distribute_datasets_from_function`: for each global batch,
     one `(ids, labels, sample_weight)` share per local replica, in replica order."""
     replicas = context.num_replicas_in_sync
@@ -215,40 +216,6 @@ def build_before_fit(model, strategy, element_spec):
     if strategy.num_replicas_in_sync == 1:
         return
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _patch_keras_multi_worker_reduce()
+        _compat.patch_multi_worker_reduce()
     with strategy.scope():
-        model._symbolic_build(data_batch=tuple(element_spec))
-
-    def _maybe_symbolic_build(iterator=None, data_batch=None):
-        del iterator, data_batch  # Built above.
-
-    # A plain instance attribute: Keras' attribute tracking has nothing to track in it.
-    object.__setattr__(model, "_maybe_symbolic_build", _maybe_symbolic_build)
-
-
-def _patch_keras_multi_worker_reduce():
-    """Makes Keras 3 average a step's logs across workers correctly under multi-worker training.
-
-    Keras reduces each scalar log (loss, accuracy) of a multi-worker step with
-    `strategy.reduce("MEAN", v, axis=0)`, which fails on a scalar ("Invalid reduction dimension
-    0 for input with 0 dimensions"). The all-reduce it means is `axis=None`: the mean of the
-    replicas' values, the same on every worker, so that `EarlyStopping` decides alike everywhere.
-    Only multi-worker `"auto"`/`"mean"` reductions change; idempotent.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_seqclf_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-            return tf.nest.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None), values
-            )
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._seqclf_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
+        _compat.build_from_spec(model, element_spec)

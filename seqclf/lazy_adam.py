@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from seqclf import _compat
+
 
 def _dedupe(slices):
     """`tf.IndexedSlices` with each index once (duplicate rows summed), as densifying would."""
@@ -12,7 +14,7 @@ def _dedupe(slices):
 
 
 @keras.saving.register_keras_serializable(package="seqclf")
-class LazyAdam(keras.optimizers.Adam):
+class LazyAdam(_compat.ClipGradientsOverride, keras.optimizers.Adam):
     """Adam whose update of a sparse gradient touches only the rows it holds.
 
     An embedding's gradient is a `tf.IndexedSlices`: the rows of the tokens in the batch. Keras'
@@ -41,14 +43,15 @@ class LazyAdam(keras.optimizers.Adam):
             )
         super().__init__(*args, amsgrad=False, **kwargs)
 
-    def _clip_gradients(self, grads):
+    def clip_gradients(self, grads, keras_clip):
+        """Keras' clipping (`keras_clip`), on deduplicated values for sparse gradients."""
         sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
         if not any(sparse):
-            return super()._clip_gradients(grads)
+            return keras_clip(grads)
         grads = [_dedupe(g) if s else g for g, s in zip(grads, sparse)]
         # After deduplication a slice's values are exactly the gradient's nonzero rows, so the
         # per-tensor and global norms (and element-wise clipping) of the values are the dense ones.
-        clipped = super()._clip_gradients([g.values if s else g for g, s in zip(grads, sparse)])
+        clipped = keras_clip([g.values if s else g for g, s in zip(grads, sparse)])
         return [
             tf.IndexedSlices(c, g.indices, g.dense_shape) if s else c
             for c, g, s in zip(clipped, grads, sparse)
@@ -64,8 +67,7 @@ class LazyAdam(keras.optimizers.Adam):
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
         alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
+        m, v = _compat.adam_moments(self, variable)
         rows, values = gradient.indices, tf.cast(gradient.values, dtype)
         m_rows = tf.gather(m.value, rows)
         v_rows = tf.gather(v.value, rows)

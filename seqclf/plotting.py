@@ -19,6 +19,7 @@ import pandas as pd
 
 from seqclf._io import atomic_path
 from seqclf.errors import SeqclfError
+from seqclf.gradients.frames import GLOBAL_LAYER, load_frame
 
 __all__ = [
     "plot_accuracy_vs_distance",
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 _FRAME_COLUMNS = ("step", "layer", "variable", "stage", "statistic", "value")
-GLOBAL_LAYER = "(global)"  # GradientStats' layer name of global rows
 
 
 def _figure(figsize):
@@ -388,9 +388,6 @@ def plot_run(run_dir):
                            ("gradients_by_position.csv", "gradients_by_position.png",
                             plot_gradients_by_position)):
         if os.path.exists(os.path.join(run_dir, csv)):
-            # Imported here: it loads TensorFlow, which the curves alone do not need.
-            from seqclf.callbacks.gradient_stats import load_frame
-
             path = os.path.join(run_dir, png)
             plot(load_frame(os.path.join(run_dir, csv)), path=path)
             written.append(path)

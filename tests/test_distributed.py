@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from seqclf.cli import build_parser, config_from_args
-from seqclf.distribute import _replica_shares, is_chief, make_strategy
+from seqclf.distribute import is_chief, make_strategy, replica_shares
 from seqclf.errors import SeqclfError
 
 # Dropout off: each replica draws its own dropout masks, so runs with it legitimately differ.
@@ -132,7 +132,7 @@ def test_replica_shares_add_up_to_the_global_batch_mean():
     per_replica = [[] for _ in range(replicas)]
     for w in range(workers):
         ctx = tf.distribute.InputContext(workers, w, replicas)
-        elements = list(_replica_shares(batches, ctx).as_numpy_iterator())
+        elements = list(replica_shares(batches, ctx).as_numpy_iterator())
         assert len(elements) == len(sizes) * (replicas // workers)  # same step count per worker
         for k, element in enumerate(elements):
             per_replica[w * 2 + k % 2].append(element)

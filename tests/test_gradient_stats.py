@@ -251,7 +251,7 @@ def test_finite_check_flags_only_non_finite_gradients_on_unsampled_steps():
         one_step(cb, model, x, y, batch=batch)
     cb.on_epoch_end(0)
     cb.on_train_end()
-    assert cb.events == [] and int(cb._nf_step_var.numpy()) == -1
+    assert cb.events == [] and int(cb._graph.nf_step_var.numpy()) == -1
     # +inf and -inf (sum NaN) on unsampled step 1: found, with its step.
     for bad in ([np.inf, -np.inf], [np.nan, 1.0]):
         model, x, y = model_with_gradient([1.0, 1.0])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqclf import _compat
 from seqclf.data import (
     bucket_boundaries,
     make_dataset,
@@ -88,7 +89,7 @@ def test_same_seed_same_batches_other_seed_other_order():
 def test_pipeline_order_is_map_cache_shuffle_bucket_prefetch():
     v = make_vectorizer(TEXTS, max_tokens=100)
     ds = make_dataset(TEXTS, LABELS, v, batch_size=4, shuffle=True)
-    graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
+    graph = _compat.dataset_graph_def(ds)
     ops = [n.op for n in graph.node]  # the dataset graph lists its ops source-first
     order = [o for o in ops if o in ("ParallelMapDatasetV2", "CacheDatasetV2", "ShuffleDatasetV3",
                                      "PaddedBatchDatasetV2", "FlatMapDataset", "PrefetchDataset")]

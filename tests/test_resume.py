@@ -15,8 +15,8 @@ import pytest
 
 from seqclf._io import atomic_path, atomic_write_text
 from seqclf.callbacks import GradientStats, RunBackup
-from seqclf.callbacks.gradient_stats import load_frame
 from seqclf.cli import main
+from seqclf.gradients.frames import load_frame
 
 KEY = ["step", "epoch", "layer", "variable", "stage", "statistic"]
 

@@ -1,6 +1,7 @@
 """`GradientStats`: per-layer gradient statistics of the real training steps of `model.fit`.
 
-How it works (TensorFlow backend only):
+How it works (TensorFlow backend only; the parts are in `seqclf.gradients`: `optimizer_hook`,
+`graph_stats`, `frames`, `tensorboard`, and the `timestep_probe` that `probe_data` uses):
 
 * `on_train_begin` wraps two methods of the model's optimizer *instance* (the class is not
   touched): `_backend_apply_gradients`, only to learn which variables the gradients belong to,
@@ -55,29 +56,23 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 from collections import deque
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from seqclf._io import atomic_path
-from seqclf.callbacks.timestep_gradients import timestep_gradient_norms
+from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
-from seqclf.lazy_adam import LazyAdam
+from seqclf.gradients.frames import GLOBAL_LAYER, frame_from_rows, load_frame, save_frame
+from seqclf.gradients.graph_stats import STAGES, STATISTICS, GraphStatistics, clipping_configured
+from seqclf.gradients.optimizer_hook import OptimizerHook
+from seqclf.gradients.tensorboard import write_gradient_summaries, write_probe_summaries
+from seqclf.gradients.timestep_probe import timestep_gradient_norms
 
+# load_frame and save_frame stay importable from here, where `GradientStats.save` points.
 __all__ = ["GradientStats", "STATISTICS", "load_frame", "save_frame"]
-
-#: Statistics recorded per variable, in the order of the in-graph statistics vector.
-STATISTICS = ("norm", "mean", "std", "max_abs", "frac_near_zero", "norm_ratio")
-_STAGES = ("pre_clip", "post_clip")
-GLOBAL_LAYER = "(global)"
-_COLUMNS = ["step", "epoch", "layer", "variable", "stage", "statistic", "timestep", "value"]
-# log10|g| histogram range for TensorBoard; values outside land in the edge bins.
-_HIST_RANGE = (-10.0, 2.0)
 
 
 def _variable_names(model):
@@ -99,10 +94,6 @@ def _variable_names(model):
         keep = [p for p in rel[:-1] if not p.endswith("_cell")] + rel[-1:]
         names.append((layer, "/".join(keep) or v.name))
     return names
-
-
-def _dense(g):
-    return tf.cast(tf.convert_to_tensor(g), tf.float32)
 
 
 class GradientStats(keras.callbacks.Callback):
@@ -183,15 +174,7 @@ class GradientStats(keras.callbacks.Callback):
                 "`probe_data` must be an `(x, y)` pair. "
                 f"Received: probe_data of type {type(probe_data).__name__}"
             )
-        if (
-            isinstance(probe_frequency, bool)
-            or not isinstance(probe_frequency, int)
-            or (probe_frequency < 1)
-        ):
-            raise SeqclfError(
-                "`probe_frequency` must be a positive integer. "
-                f"Received: probe_frequency={probe_frequency!r}"
-            )
+        check_positive_int("probe_frequency", probe_frequency)
         if growth_factor is not None and (
             not isinstance(growth_factor, (int, float)) or growth_factor <= 1
         ):
@@ -199,24 +182,8 @@ class GradientStats(keras.callbacks.Callback):
                 "`growth_factor` must be a number > 1 or None. "
                 f"Received: growth_factor={growth_factor!r}"
             )
-        if (
-            isinstance(growth_window, bool)
-            or not isinstance(growth_window, int)
-            or (growth_window < 3)
-        ):
-            raise SeqclfError(
-                "`growth_window` must be an integer >= 3. "
-                f"Received: growth_window={growth_window!r}"
-            )
-        if (
-            isinstance(histogram_bins, bool)
-            or not isinstance(histogram_bins, int)
-            or (histogram_bins < 2)
-        ):
-            raise SeqclfError(
-                "`histogram_bins` must be an integer >= 2. "
-                f"Received: histogram_bins={histogram_bins!r}"
-            )
+        check_int("growth_window", growth_window, 3)
+        check_int("histogram_bins", histogram_bins, 2)
         self.frequency = frequency
         self.zero_threshold = float(zero_threshold)
         self.probe_data = probe_data
@@ -230,7 +197,8 @@ class GradientStats(keras.callbacks.Callback):
         self._rows = []
         self.events = []
         self._target = None
-        self._local = threading.local()
+        self._hook = None
+        self._graph = None
 
     def get_config(self):
         """The constructor arguments except `probe_data` (arrays are not config)."""
@@ -283,35 +251,11 @@ class GradientStats(keras.callbacks.Callback):
         self._target = target
         variables = list(model.trainable_variables)
         self._names = _variable_names(model)
-        self._index = {id(v): i for i, v in enumerate(variables)}
-        self._path_index = {v.path: i for i, v in enumerate(variables)}
-        n = len(variables)
         bins = self.histogram_bins if self.log_dir else 0
-        strategy = model.distribute_strategy
-        # Written inside the step: sync-on-read, so a replica writes its own copy with no
-        # merge_call (which TensorFlow refuses inside tf.cond). After the in-graph all-reduce
-        # every replica holds the same statistics, so reading the first replica's is exact.
-        agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
-        on_read = tf.VariableSynchronization.ON_READ
-        with strategy.scope():
-
-            def var(value, dtype):
-                return tf.Variable(
-                    value, dtype=dtype, trainable=False, synchronization=on_read, aggregation=agg
-                )
-
-            # The flag is only written from the host and read in the step: a plain variable.
-            self._flag = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self._step_var = var(-1, tf.int64)
-            self._stats_var = var(np.zeros((2, n, len(STATISTICS))), tf.float32)
-            self._global_var = var(np.zeros(2), tf.float32)
-            self._fired_var = var(np.zeros(n), tf.float32)
-            self._hist_var = var(np.zeros((n, max(bins, 1))), tf.float32)
-            self._nf_step_var = var(-1, tf.int64)
-            self._nf_mask_var = var(np.zeros(n), tf.float32)
-        self._bins = bins
-
-        self._install(target)
+        self._graph = GraphStatistics(model, target, variables, self.zero_threshold,
+                                      self.check_finite, bins)
+        self._hook = OptimizerHook(target, self._graph.record)
+        self._hook.install()
         # A train function traced earlier (previous fit, train_on_batch) would bypass the
         # wrappers; force a fresh one, traced on its first call with the wrappers in place.
         model.make_train_function(force=True)
@@ -339,7 +283,7 @@ class GradientStats(keras.callbacks.Callback):
         self._epoch_first = False
         if want != self._flag_on:
             # Only assign on changes: an unsampled stretch costs no host->device traffic.
-            self._flag.assign(int(want))
+            self._graph.flag.assign(int(want))
             self._flag_on = want
 
     def on_train_batch_end(self, batch, logs=None):
@@ -378,7 +322,7 @@ class GradientStats(keras.callbacks.Callback):
         `timestep` (nullable int) is the distance from the sequence end for probe rows and
         missing otherwise; `variable` is "" for global and probe rows.
         """
-        return _typed(pd.DataFrame(self._rows, columns=_COLUMNS))
+        return frame_from_rows(self._rows)
 
     def save(self, path):
         """Write `to_dataframe()` to `path` (atomically): `.csv` or `.parquet`/`.pq`, by extension.
@@ -387,231 +331,25 @@ class GradientStats(keras.callbacks.Callback):
         """
         return save_frame(self.to_dataframe(), path)
 
-    # ------------------------------------------------------------------ optimizer wrapping
-
-    def _install(self, target):
-        original_apply = target._backend_apply_gradients
-        original_clip = target._clip_gradients
-        local = self._local
-
-        def _backend_apply_gradients(grads, trainable_variables):
-            # Remember (per replica thread, at trace time) which variables the gradients of
-            # the coming `_clip_gradients` call belong to.
-            local.variables = list(trainable_variables)
-            try:
-                return original_apply(grads, trainable_variables)
-            finally:
-                local.variables = None
-
-        def _clip_gradients(grads):
-            clipped = original_clip(grads)
-            variables = getattr(local, "variables", None)
-            if variables is not None and len(variables) == len(grads):
-                self._graph_record(list(grads), list(clipped), variables)
-            return clipped
-
-        self._saved = {}
-        for name, fn in (
-            ("_backend_apply_gradients", _backend_apply_gradients),
-            ("_clip_gradients", _clip_gradients),
-        ):
-            self._saved[name] = target.__dict__.get(name)
-            # object.__setattr__: a plain instance attribute, invisible to Keras tracking.
-            object.__setattr__(target, name, fn)
-
     def _restore(self):
-        target = self._target
-        if target is None:
-            return
-        for name, previous in self._saved.items():
-            if previous is None:
-                if name in target.__dict__:
-                    object.__delattr__(target, name)
-            else:
-                object.__setattr__(target, name, previous)
+        if self._hook is not None:
+            self._hook.restore()
+        self._hook = None
         self._target = None
-
-    def _graph_record(self, grads, clipped, variables):
-        """Builds, inside the train step, the ops that write the statistics variables."""
-        n = len(self._names)
-        rows = []
-        for v in variables:
-            i = self._index.get(id(v))
-            if i is None:
-                i = self._path_index.get(getattr(v, "path", None))
-            rows.append(i)
-        if any(i is None for i in rows):
-            return  # Not the model's variables (e.g. a custom train_step): leave them alone.
-        rows_t = tf.constant(rows, dtype=tf.int32)[:, None]
-        ctx = tf.distribute.get_replica_context()
-        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        iterations = self._target.iterations
-
-        def read_step():
-            # Read inside the branches that use it: outside, it would be two more ops on every
-            # step. Automatic control dependencies still order the read before the optimizer's
-            # increment, as they order the whole branch.
-            return tf.cast(tf.convert_to_tensor(iterations), tf.int64)
-
-        target = self._target
-        clipping = bool(
-            (target.clipnorm and target.clipnorm > 0)
-            or (target.global_clipnorm and target.global_clipnorm > 0)
-            or (target.clipvalue and target.clipvalue > 0)
-        )
-        reduced = None
-        if replicas > 1:
-            # Each replica holds its share of the gradient; the optimizer sums the shares after
-            # clipping. Sum here too so the statistics describe the whole batch. Without XLA,
-            # MirroredStrategy's all-reduce is a merge_call, which TensorFlow refuses inside
-            # control flow, so this runs on every step, not only on sampled ones.
-            pre = [_dense(g) for g in grads]
-            post = [_dense(c) for c in clipped] if clipping else []
-            flat = ctx.all_reduce(
-                tf.distribute.ReduceOp.SUM, pre + post + [self._fired(grads, pre)]
-            )
-            reduced = (
-                flat[: len(pre)],
-                flat[len(pre) : len(pre) + len(post)] if clipping else None,
-                tf.cast(flat[-1] > 0, tf.float32),
-            )
-
-        if self.check_finite:
-            checked = [
-                g.values if isinstance(g, tf.IndexedSlices) else g
-                for g in (reduced[0] if reduced else grads)
-            ]
-            # Every step pays for this check, and a step op costs ~10 us of executor time
-            # whatever its size, so it uses as few ops as possible: one sum per gradient and
-            # their total. A sum is NaN or +-Inf when any of its terms is (IEEE arithmetic), so
-            # a finite total means finite gradients. A total that is not finite runs the exact
-            # per-variable check, which decides (it also rules out a finite sum that overflowed).
-            total = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in checked])
-
-            def check_exact():
-                bad = [
-                    tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.float32)
-                    for g in checked
-                ]
-                bad = tf.scatter_nd(rows_t, tf.stack(bad), [n])
-
-                def write_nonfinite():
-                    self._nf_step_var.assign(read_step())
-                    self._nf_mask_var.assign(bad)
-                    return tf.constant(True)
-
-                return tf.cond(
-                    tf.logical_and(tf.reduce_max(bad) > 0, self._nf_step_var < 0),
-                    write_nonfinite,
-                    lambda: tf.constant(False),
-                )
-
-            tf.cond(tf.math.is_finite(total), lambda: tf.constant(False), check_exact)
-
-        def record():
-            if reduced is not None:
-                pre, post, fired = reduced
-            else:
-                pre = [_dense(g) for g in grads]
-                fired = self._fired(grads, pre)
-                post = [_dense(c) for c in clipped] if clipping else None
-            weights = [tf.cast(tf.convert_to_tensor(v), tf.float32) for v in variables]
-            w_norms = [tf.norm(w) for w in weights]
-            pre_stats, pre_sq = self._stats(pre, w_norms)
-            if clipping:
-                post_stats, post_sq = self._stats(post, w_norms)
-            else:
-                post_stats, post_sq = pre_stats, pre_sq
-            nan_row = tf.fill([len(STATISTICS)], float("nan"))
-            full = []
-            for stats in (pre_stats, post_stats):
-                table = tf.tile(nan_row[None, :], [n, 1])
-                full.append(tf.tensor_scatter_nd_update(table, rows_t, stats))
-            self._stats_var.assign(tf.stack(full))
-            self._global_var.assign(tf.sqrt(tf.stack([pre_sq, post_sq])))
-            self._fired_var.assign(tf.scatter_nd(rows_t, fired, [n]))
-            if self._bins:
-                lo, hi = _HIST_RANGE
-                hists = [
-                    tf.cast(
-                        tf.histogram_fixed_width(
-                            tf.math.log(tf.abs(g) + 1e-30) / math.log(10.0),
-                            [lo, hi],
-                            nbins=self._bins,
-                        ),
-                        tf.float32,
-                    )
-                    for g in pre
-                ]
-                self._hist_var.assign(tf.scatter_nd(rows_t, tf.stack(hists), [n, self._bins]))
-            self._step_var.assign(read_step())
-            return tf.constant(True)
-
-        tf.cond(self._flag > 0, record, lambda: tf.constant(False))
-
-    def _stats(self, grads, w_norms):
-        """[k, len(STATISTICS)] statistics and the total sum of squares."""
-        rows, total = [], 0.0
-        for g, wn in zip(grads, w_norms, strict=True):
-            a = tf.abs(g)
-            sq = tf.reduce_sum(tf.square(g))
-            norm = tf.sqrt(sq)
-            rows.append(
-                tf.stack(
-                    [
-                        norm,
-                        tf.reduce_mean(g),
-                        tf.math.reduce_std(g),
-                        tf.reduce_max(a),
-                        tf.reduce_mean(tf.cast(a <= self.zero_threshold, tf.float32)),
-                        tf.where(wn > 0, norm / tf.maximum(wn, 1e-30), float("nan")),
-                    ]
-                )
-            )
-            total = total + sq
-        return tf.stack(rows), total
-
-    def _fired(self, raw, grads):
-        """Per-gradient 0/1: whether the optimizer's clipping changes it (Keras's precedence)."""
-        t = self._target
-        if t.clipnorm and t.clipnorm > 0:
-            # tf.clip_by_norm measures an IndexedSlices gradient (Embedding) by its slices,
-            # duplicates not summed, so decide on exactly what it measures; LazyAdam sums them
-            # first, so it measures the dense gradient.
-            by_slices = not isinstance(t, LazyAdam)
-            return tf.stack(
-                [
-                    tf.cast(
-                        tf.norm(_dense(g.values if by_slices and isinstance(g, tf.IndexedSlices)
-                                       else g))
-                        > t.clipnorm,
-                        tf.float32,
-                    )
-                    for g in raw
-                ]
-            )
-        if t.global_clipnorm and t.global_clipnorm > 0:
-            total = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]))
-            return tf.fill([len(grads)], tf.cast(total > t.global_clipnorm, tf.float32))
-        if t.clipvalue and t.clipvalue > 0:
-            return tf.stack(
-                [tf.cast(tf.reduce_max(tf.abs(g)) > t.clipvalue, tf.float32) for g in grads]
-            )
-        return tf.zeros([len(grads)], tf.float32)
 
     # ------------------------------------------------------------------ host side
 
     def _read_sample(self):
-        step = int(self._step_var.numpy())
+        step = int(self._graph.step_var.numpy())
         if step < 0 or step == self._last_step:
             return  # Nothing new written (e.g. an empty execution at the end of an epoch).
         self._last_step = step
         epoch = self._epoch
-        stats = self._stats_var.numpy()
-        global_norms = self._global_var.numpy()
-        fired = self._fired_var.numpy()
-        clipping = self._clipping()
-        stages = _STAGES if clipping else _STAGES[:1]
+        stats = self._graph.stats_var.numpy()
+        global_norms = self._graph.global_var.numpy()
+        fired = self._graph.fired_var.numpy()
+        clipping = clipping_configured(self._target)
+        stages = STAGES if clipping else STAGES[:1]
         rows = self._rows
         for s, stage in enumerate(stages):
             for i, (layer, variable) in enumerate(self._names):
@@ -641,17 +379,9 @@ class GradientStats(keras.callbacks.Callback):
             )
         self._check_growth(step, float(global_norms[0]))
         if self._writer is not None:
-            self._write_summaries(step, stats, global_norms, fired, clipping)
-
-    def _clipping(self):
-        t = self._target
-        if t is None:
-            return False
-        return bool(
-            (t.clipnorm and t.clipnorm > 0)
-            or (t.global_clipnorm and t.global_clipnorm > 0)
-            or (t.clipvalue and t.clipvalue > 0)
-        )
+            hists = self._graph.hist_var.numpy() if self._graph.bins else None
+            write_gradient_summaries(self._writer, self._names, step, stats, global_norms, fired,
+                                     clipping, hists)
 
     def _check_growth(self, step, global_norm):
         if self.growth_factor is None or not math.isfinite(global_norm):
@@ -680,12 +410,12 @@ class GradientStats(keras.callbacks.Callback):
 
     def _check_nonfinite(self):
         if self.check_finite and self._nonfinite_error is None:
-            step = int(self._nf_step_var.numpy())
+            step = int(self._graph.nf_step_var.numpy())
             if step >= 0:
                 self._on_nonfinite(step)
 
     def _on_nonfinite(self, step):
-        mask = self._nf_mask_var.numpy()
+        mask = self._graph.nf_mask_var.numpy()
         where = [self._names[i] for i in np.nonzero(mask > 0)[0]]
         listed = ", ".join(f"layer {layer!r} variable {variable!r}" for layer, variable in where)
         self._nonfinite_error = (
@@ -715,102 +445,4 @@ class GradientStats(keras.callbacks.Callback):
                     (step, epoch, layer, "", "probe", "input_grad_norm", d, float(value))
                 )
         if self._writer is not None:
-            with self._writer.as_default():
-                for layer, curve in curves.items():
-                    _write_scalar(f"{layer}/input_grad_norm/d0", curve[0], step)
-                    _write_scalar(f"{layer}/input_grad_norm/mean", np.nanmean(curve), step)
-
-    def _write_summaries(self, step, stats, global_norms, fired, clipping):
-        # Tags start with the layer name: TensorBoard groups a run's charts by the tag's first
-        # component, so each layer's norms (its own and its variables', both stages) and
-        # histograms sit together, and the global ones under "global".
-        stages = _STAGES if clipping else _STAGES[:1]
-        with self._writer.as_default():
-            for s, stage in enumerate(stages):
-                _write_scalar(f"global/grad_norm/{stage}", global_norms[s], step)
-                squares = {}
-                for i, (layer, variable) in enumerate(self._names):
-                    norm = stats[s, i, 0]
-                    _write_scalar(f"{layer}/grad_norm/{variable}/{stage}", norm, step)
-                    squares[layer] = squares.get(layer, 0.0) + float(norm) ** 2
-                for layer, total in squares.items():
-                    _write_scalar(f"{layer}/grad_norm/{stage}", math.sqrt(total), step)
-            if clipping:
-                _write_scalar("global/clip_fired", fired.max(initial=0.0), step)
-            if self._bins:
-                hists = self._hist_var.numpy()
-                lo, hi = _HIST_RANGE
-                edges = np.linspace(lo, hi, self._bins + 1)
-                for i, (layer, variable) in enumerate(self._names):
-                    _write_histogram(f"{layer}/grad_log10_abs/{variable}", edges, hists[i], step)
-
-
-def _typed(frame):
-    frame["step"] = frame["step"].astype("int64")
-    frame["epoch"] = frame["epoch"].astype("int64")
-    frame["timestep"] = frame["timestep"].astype("Int64")
-    frame["value"] = frame["value"].astype("float64")
-    return frame
-
-
-def _frame_format(path):
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".csv", ".parquet", ".pq"):
-        raise SeqclfError(
-            "Unsupported file extension; expected .csv, .parquet or .pq. "
-            f"Received: path={path!r}"
-        )
-    return path, ext
-
-
-def save_frame(frame, path):
-    """Write a `GradientStats.to_dataframe()` frame to `.csv` or `.parquet`/`.pq`, atomically.
-
-    The file is written beside `path` and renamed over it, so a crash never leaves a truncated
-    file (see `seqclf._io`). Returns `path`.
-    """
-    path, ext = _frame_format(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if ext == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-    return path
-
-
-def load_frame(path):
-    """Read a file written by `GradientStats.save` with the dtypes of `to_dataframe()`."""
-    path, ext = _frame_format(path)
-    if ext != ".csv":
-        return _typed(pd.read_parquet(path))
-    # `variable` is "" for global and probe rows; pandas would read those as NaN.
-    text = {c: str for c in ("layer", "variable", "stage", "statistic")}
-    frame = pd.read_csv(path, dtype=text, keep_default_na=False,
-                        na_values={"timestep": [""], "value": [""]})
-    return _typed(frame)
-
-
-# TensorBoard's summary ops live in the `tensorboard` package, which is not a dependency; the
-# event format is plain protobuf, so write it with `tf.summary.write` and the plugin metadata
-# TensorBoard expects.
-def _metadata(plugin):
-    from tensorflow.core.framework import summary_pb2
-
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = plugin
-    return meta.SerializeToString()
-
-
-def _write_scalar(tag, value, step):
-    tf.summary.write(
-        tag, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars")
-    )
-
-
-def _write_histogram(tag, edges, counts, step):
-    tensor = np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
-    tf.summary.write(tag, tf.constant(tensor), step=step, metadata=_metadata("histograms"))
+            write_probe_summaries(self._writer, curves, step)

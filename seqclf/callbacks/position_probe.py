@@ -13,13 +13,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from seqclf.callbacks.gradient_stats import load_frame, save_frame
-from seqclf.callbacks.timestep_gradients import recurrent_layers, timestep_gradient_norms
+from seqclf.gradients.frames import frame_from_rows, load_frame, save_frame
+from seqclf.gradients.timestep_probe import recurrent_layers, timestep_gradient_norms
 
 __all__ = ["PositionProbe"]
-
-_COLUMNS = ["step", "epoch", "layer", "variable", "stage", "statistic", "timestep", "value"]
-
 
 class PositionProbe(keras.callbacks.Callback):
     """Measures `timestep_gradient_norms(model, x, y)` at every epoch end into a CSV.
@@ -46,7 +43,7 @@ class PositionProbe(keras.callbacks.Callback):
             for d, v in enumerate(curve)
             if np.isfinite(v)
         ]
-        frame = pd.DataFrame(rows, columns=_COLUMNS)
+        frame = frame_from_rows(rows)
         if os.path.exists(self.path):
             old = load_frame(self.path)
             frame = pd.concat([old[old["epoch"] < epoch], frame], ignore_index=True)

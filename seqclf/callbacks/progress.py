@@ -20,20 +20,22 @@ import time
 
 import keras
 
+from seqclf import _compat
+
 __all__ = ["StepProgress"]
 
 
-class _Bar(keras.utils.Progbar):
+class _Bar(_compat.ProgbarStepDurationOverride, keras.utils.Progbar):
     """A Progbar whose ETA and time per step come from `seconds_per_step` when set."""
 
     seconds_per_step = None
 
-    def _estimate_step_duration(self, current, now):
+    def step_duration(self, current, now, keras_estimate):
         # Keras' estimate is (now - start) / current until it has seen step 1, which an
         # execution of k > 1 steps never reports: tracing time would then stay in the ETA.
         if self.seconds_per_step is not None:
             return self.seconds_per_step
-        return super()._estimate_step_duration(current, now)
+        return keras_estimate(current, now)
 
 
 class StepProgress(keras.callbacks.Callback):

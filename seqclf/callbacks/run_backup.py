@@ -32,9 +32,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from seqclf import _compat
 from seqclf._io import atomic_path, atomic_write_text
-from seqclf.callbacks.gradient_stats import load_frame, save_frame
 from seqclf.errors import SeqclfError
+from seqclf.gradients.frames import load_frame, save_frame
 
 __all__ = ["RunBackup"]
 
@@ -137,8 +138,8 @@ class RunBackup(keras.callbacks.Callback):
         self._best_epoch_saved = None
         if state is not None:
             self._restore(state)
-        # Keras' own BackupAndRestore mechanism: `fit` starts at `model._initial_epoch` when set.
-        self.model._initial_epoch = self.initial_epoch
+        # Keras' own BackupAndRestore mechanism: `fit` starts at the epoch set here.
+        _compat.set_initial_epoch(self.model, self.initial_epoch)
 
         # Rows of epochs at or after the resume point belong to an epoch that is run again.
         self.history = [r for r in _read_history(self.history_path or "")
@@ -240,7 +241,7 @@ class RunBackup(keras.callbacks.Callback):
             save_frame(frame, self.gradient_stats_path)
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None
+        _compat.set_initial_epoch(self.model, None)
 
     def delete(self):
         """Removes the backup; call it once the run's final outputs are saved."""
