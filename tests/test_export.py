@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from seqclf.errors import SeqclfError
-from seqclf.serving import capi, export
+from seqclf.serving import capi, export, inspection
 from tests.serving_double import LABELS, MAX_LENGTH, tiny_run
 
 FIXED_TEXTS = [
@@ -79,9 +79,9 @@ def many_texts(n):
 def test_layout_and_signatures(exported, base):
     assert exported == os.path.join(base, "1")
     assert sorted(os.listdir(base)) == ["1"], "no temp directory may remain next to the version"
-    for rel in ("saved_model.pb", "variables/variables.index", export.WARMUP_FILE):
+    for rel in ("saved_model.pb", "variables/variables.index", inspection.WARMUP_FILE):
         assert os.path.exists(os.path.join(exported, rel)), rel
-    sigs = capi.read_signatures(exported)
+    sigs = inspection.read_signatures(exported)
     predict = sigs["serving_default"]
     assert predict["method_name"] == "tensorflow/serving/predict"
     assert {k: (v["dtype"], v["shape"]) for k, v in predict["inputs"].items()} == {
@@ -104,9 +104,8 @@ def test_layout_and_signatures(exported, base):
 
 
 def test_loader_sees_the_same_signatures(harness, exported):
-    assert (
-        harness.signatures["serving_default"] == capi.read_signatures(exported)["serving_default"]
-    )
+    ours = inspection.read_signatures(exported)["serving_default"]
+    assert harness.signatures["serving_default"] == ours
     assert harness.tf_version.startswith("2.")
 
 
@@ -249,7 +248,7 @@ def test_classify_example_without_text_feature(harness):
 
 
 def test_warmup_records_replay(harness, exported):
-    logs = export.read_warmup_requests(exported)
+    logs = inspection.read_warmup_requests(exported)
     assert len(logs) == len(export.WARMUP_TEXTS)
     for log in logs:
         assert log.WhichOneof("log_type") == "predict_log"
@@ -283,7 +282,7 @@ def test_validate_export_rejects_missing_variables(exported, tmp_path):
 
 
 def test_ops_audit(exported):
-    audit = capi.audit_ops(exported)
+    audit = inspection.audit_ops(exported)
     assert audit["problems"] == []
     ops = set(audit["ops"])
     assert {"LookupTableFindV2", "Softmax", "StringSplitV2"} <= ops  # vocabulary is in-graph
@@ -293,9 +292,9 @@ def test_ops_audit(exported):
 
 def test_ops_audit_flags_forbidden_and_unknown_ops(monkeypatch, exported):
     monkeypatch.setattr(
-        capi, "list_ops", lambda d: ["CudnnRNNV3", "EagerPyFunc", "MatMul", "MyCustomOp"]
+        inspection, "list_ops", lambda d: ["CudnnRNNV3", "EagerPyFunc", "MatMul", "MyCustomOp"]
     )
-    problems = capi.audit_ops(exported)["problems"]
+    problems = inspection.audit_ops(exported)["problems"]
     assert [p.split(":")[0] for p in problems] == ["CudnnRNNV3", "EagerPyFunc", "MyCustomOp"]
     with pytest.raises(SeqclfError, match="cannot run"):
         export.validate_export(exported, num_classes=3, capi=False)

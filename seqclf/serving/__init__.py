@@ -4,7 +4,9 @@ Submodules (imported on first use, so `import seqclf.serving` stays cheap):
 
 * `seqclf.serving.export`: `export_saved_model`, `export_run`, `validate_export`,
   `write_models_config`.
-* `seqclf.serving.capi`: `CApiHarness` (TF C API in a fresh process), `audit_ops`.
+* `seqclf.serving.capi`: `CApiHarness` (TF C API in a fresh process).
+* `seqclf.serving.inspection`: reading an export back: `read_signatures`, `audit_ops`,
+  `read_warmup_requests`.
 * `seqclf.serving.client`: `RestClient`, `GrpcClient`, `predict_texts`, `ServingError`.
 """
 
@@ -17,7 +19,7 @@ _EXPORTS = {
     "write_models_config": "export",
     "CApiHarness": "capi",
     "CApiError": "capi",
-    "audit_ops": "capi",
+    "audit_ops": "inspection",
     "RestClient": "client",
     "GrpcClient": "client",
     "ServingError": "client",

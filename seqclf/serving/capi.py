@@ -6,8 +6,7 @@ installed tensorflow package, calls `TF_LoadSessionFromSavedModel` (the C++ Save
 that TF Serving also uses), resolves signature tensor names from the returned MetaGraphDef and
 runs `TF_SessionRun`. Requests and replies are JSON lines over the worker's stdin/stdout.
 
-`audit_ops` lists every op of an export's graph and function library and flags ops that are not
-registered in core TensorFlow or that a CPU TF Serving cannot run.
+Reading an export's signatures, ops and warmup requests is in `seqclf.serving.inspection`.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import threading
 import numpy as np
 
 from seqclf.errors import SeqclfError
+from seqclf.serving.inspection import read_warmup_requests
 
 WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_worker.py")
 
@@ -245,7 +245,6 @@ class CApiHarness:
         """
         import tensorflow as tf
 
-        from seqclf.serving.export import read_warmup_requests
 
         export_dir = export_dir or self.export_dir
         logs = read_warmup_requests(export_dir)
@@ -308,70 +307,3 @@ def make_example(text):
         )
     )
     return example.SerializeToString()
-
-
-def read_signatures(export_dir, tags=("serve",)):
-    """Signatures of the meta graph with `tags` in `export_dir/saved_model.pb`, decoded with the
-    same code the worker uses: {key: {"method_name", "inputs", "outputs"}}."""
-    from seqclf.serving.capi_worker import _fields, parse_signatures
-
-    path = os.path.join(export_dir, "saved_model.pb")
-    if not os.path.exists(path):
-        raise SeqclfError(
-            f"No saved_model.pb in the export directory. Received: export_dir={export_dir!r}"
-        )
-    with open(path, "rb") as f:
-        data = f.read()
-    for field, meta_graph in _fields(memoryview(data)):
-        if field != 2:  # SavedModel.meta_graphs
-            continue
-        meta_tags = set()
-        for f_, v in _fields(meta_graph):
-            if f_ == 1:  # meta_info_def
-                meta_tags |= {bytes(t).decode() for tf_, t in _fields(v) if tf_ == 4}
-        if meta_tags == set(tags):
-            return parse_signatures(bytes(meta_graph))
-    raise SeqclfError(f"No meta graph with these tags in the export. Received: tags={list(tags)}")
-
-
-def list_ops(export_dir):
-    """Sorted op type names used by the export's graph and its function library."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
-        saved_model.ParseFromString(f.read())
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        ops |= {node.op for node in meta_graph.graph_def.node}
-        for function in meta_graph.graph_def.library.function:
-            ops |= {node.op for node in function.node_def}
-    # Calls of library functions appear as op types named after the function: not real ops.
-    functions = {
-        fn.signature.name
-        for meta_graph in saved_model.meta_graphs
-        for fn in meta_graph.graph_def.library.function
-    }
-    return sorted(ops - functions)
-
-
-def audit_ops(export_dir):
-    """Audit the ops of an export for a CPU TF Serving.
-
-    Returns `{"ops": [...], "problems": [...]}`; a problem is an op not registered in core
-    TensorFlow (e.g. from a custom op library) or a forbidden one (`CudnnRNN*` GPU-only kernels,
-    `PyFunc`/`EagerPyFunc` Python callbacks).
-    """
-    import tensorflow as tf  # noqa: F401  (registers the core ops with the registry below)
-    from tensorflow.python.framework import op_def_registry
-
-    from seqclf.serving.export import FORBIDDEN_OP_PREFIXES, FORBIDDEN_OPS
-
-    ops = list_ops(export_dir)
-    problems = []
-    for op in ops:
-        if op in FORBIDDEN_OPS or op.startswith(FORBIDDEN_OP_PREFIXES):
-            problems.append(f"{op}: forbidden in a CPU serving graph")
-        elif op_def_registry.get(op) is None:
-            problems.append(f"{op}: not registered in core TensorFlow")
-    return {"ops": ops, "problems": problems}

@@ -130,7 +130,9 @@ def _varint(buf, i):
         shift += 7
 
 
-def _fields(buf):
+def read_fields(buf):
+    """`(field number, value)` pairs of a serialized protobuf message (also used by
+    `seqclf.serving.inspection`, so both decode signatures with the same code)."""
     i, n = 0, len(buf)
     while i < n:
         key, i = _varint(buf, i)
@@ -155,17 +157,17 @@ def _signed(v):
 
 def _tensor_info(buf):
     info = {"name": None, "dtype": "DT_INVALID", "shape": None}
-    for f, v in _fields(buf):
+    for f, v in read_fields(buf):
         if f == 1:
             info["name"] = bytes(v).decode()
         elif f == 2:
             info["dtype"] = PROTO_DTYPES.get(v, f"DT_{v}")
         elif f == 3:
             dims, unknown = [], False
-            for sf, sv in _fields(v):
+            for sf, sv in read_fields(v):
                 if sf == 2:
                     size = 0  # proto3: an absent `size` is 0; unknown dims are written as -1
-                    for df, dv in _fields(sv):
+                    for df, dv in read_fields(sv):
                         if df == 1:
                             size = _signed(dv)
                     dims.append(size)
@@ -177,7 +179,7 @@ def _tensor_info(buf):
 
 def _map_entry(buf):
     key = value = None
-    for f, v in _fields(buf):
+    for f, v in read_fields(buf):
         if f == 1:
             key = bytes(v).decode()
         elif f == 2:
@@ -188,12 +190,12 @@ def _map_entry(buf):
 def parse_signatures(meta_graph_def):
     """{key: {"method_name", "inputs": {k: info}, "outputs": {k: info}}} from a MetaGraphDef."""
     signatures = {}
-    for field, value in _fields(memoryview(meta_graph_def)):
+    for field, value in read_fields(memoryview(meta_graph_def)):
         if field != 5:  # MetaGraphDef.signature_def
             continue
         key, sig_buf = _map_entry(value)
         sig = {"method_name": "", "inputs": {}, "outputs": {}}
-        for f, v in _fields(sig_buf):
+        for f, v in read_fields(sig_buf):
             if f in (1, 2):
                 k, info = _map_entry(v)
                 sig["inputs" if f == 1 else "outputs"][k] = _tensor_info(info)

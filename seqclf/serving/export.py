@@ -25,19 +25,22 @@ import re
 import shutil
 
 # One prefix for every temporary name seqclf writes (files and export directories alike).
+from seqclf import _compat
+from seqclf._checks import check_positive_int
 from seqclf._io import TMP_PREFIX, atomic_write_text
 from seqclf.errors import SeqclfError
+from seqclf.serving.capi import CApiError, CApiHarness
+from seqclf.serving.inspection import (
+    WARMUP_FILE,
+    audit_ops,
+    read_signatures,
+)
 
 SERVE_TAG = "serve"
 PREDICT_SIGNATURE = "serving_default"
 CLASSIFY_SIGNATURE = "classify"
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
 CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-# Ops that must never reach a serving graph: cuDNN kernels only exist on GPU builds, and py_func
-# ops call back into the Python interpreter that exported the model.
-FORBIDDEN_OP_PREFIXES = ("CudnnRNN",)
-FORBIDDEN_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 
 # Texts replayed by TF Serving at load time (assets.extra/tf_serving_warmup_requests) and by
 # `validate_export`: they exercise the padding / empty-row paths as well as the plain one.
@@ -73,16 +76,8 @@ def _check_args(model, vectorizer, label_names, max_length, version, name):
         raise SeqclfError(
             f"`label_names` must be distinct strings. Received: label_names={list(label_names)!r}"
         )
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(
-            f"`max_length` must be a positive int. Received: max_length={max_length!r}"
-        )
-    if version is not None and (
-        isinstance(version, bool) or not isinstance(version, int) or version < 1
-    ):
-        raise SeqclfError(
-            f"`version` must be a positive int or None. Received: version={version!r}"
-        )
+    check_positive_int("max_length", max_length)
+    check_positive_int("version", version, allow_none=True)
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise SeqclfError(
             "`name` may only contain letters, digits, '_', '.' and '-' (it becomes a URL path "
@@ -125,7 +120,7 @@ def _cpu_only_rnn_kernels(model):
     and would make the export unservable on CPU-only TF Serving.
     """
     saved = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _compat.all_sublayers(model):
         if hasattr(layer, "use_cudnn"):
             saved.append((layer, layer.use_cudnn))
             layer.use_cudnn = False
@@ -208,14 +203,10 @@ def _set_classify_method_name(export_dir):
     with open(path, "wb") as f:
         f.write(saved_model.SerializeToString(deterministic=True))
     # fingerprint.pb hashes saved_model.pb; regenerate it so it describes the rewritten file.
-    try:
-        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
-
-        fingerprint = fingerprinting.CreateFingerprintDef(export_dir)
+    fingerprint = _compat.saved_model_fingerprint(export_dir)
+    if fingerprint is not None:
         with open(os.path.join(export_dir, "fingerprint.pb"), "wb") as f:
             f.write(fingerprint)
-    except (ImportError, AttributeError):
-        pass
 
 
 def warmup_requests(model_name, texts_batches=WARMUP_TEXTS):
@@ -252,18 +243,6 @@ def _write_warmup(export_dir, model_name):
     return path
 
 
-def read_warmup_requests(export_dir):
-    """The `PredictionLog` protos stored in an export's warmup file."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    path = os.path.join(export_dir, WARMUP_FILE)
-    logs = []
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        logs.append(prediction_log_pb2.PredictionLog.FromString(record))
-    return logs
-
-
 def validate_export(export_dir, num_classes=None, capi=True):
     """Check an export the way TF Serving will use it; raise `SeqclfError` on any problem.
 
@@ -271,9 +250,7 @@ def validate_export(export_dir, num_classes=None, capi=True):
     registered in core TF, none GPU-only or Python callbacks), and with `capi=True` loads the
     export through TensorFlow's C++ loader in a fresh process and replays every warmup request.
     """
-    from seqclf.serving import capi as capi_mod
-
-    signatures = capi_mod.read_signatures(export_dir)
+    signatures = read_signatures(export_dir)
     expected = {
         PREDICT_SIGNATURE: (
             PREDICT_METHOD_NAME,
@@ -317,15 +294,15 @@ def validate_export(export_dir, num_classes=None, capi=True):
                 raise SeqclfError(
                     f"Signature {key!r} has unexpected {kind}. Expected {want}. Received: {got}"
                 )
-    problems = capi_mod.audit_ops(export_dir)["problems"]
+    problems = audit_ops(export_dir)["problems"]
     if problems:
         raise SeqclfError(f"Export contains ops a CPU TF Serving cannot run. Received: {problems}")
     if capi:
         try:
-            with capi_mod.CApiHarness() as harness:
+            with CApiHarness() as harness:
                 harness.load(export_dir)
                 harness.replay_warmup(export_dir)
-        except capi_mod.CApiError as e:
+        except CApiError as e:
             raise SeqclfError(f"TensorFlow's C++ loader rejected the export. Received: {e}") from e
 
 
