@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from seqclf.serving import capi, export
-from seqclf.serving.client import GrpcClient, RestClient, ServingError, b64, predict_texts
+from seqclf.serving.client import (
+    GrpcClient,
+    Prediction,
+    RestClient,
+    ServingClient,
+    ServingError,
+    b64,
+    predict_texts,
+)
 from tests.serving_double import LABELS, ServingDouble, tiny_run
 
 NAME = "tiny"
@@ -53,7 +61,7 @@ def expected(harness):
 
 
 def test_rest_predict_rows(rest, expected):
-    response = rest.predict(NAME, instances=TEXTS)
+    response = rest.predict_request(NAME, instances=TEXTS)
     rows = response["predictions"]
     assert len(rows) == len(TEXTS)
     np.testing.assert_allclose(
@@ -64,7 +72,7 @@ def test_rest_predict_rows(rest, expected):
 
 
 def test_rest_predict_columns_and_b64(rest, expected):
-    response = rest.predict(
+    response = rest.predict_request(
         NAME, inputs={"text": [b64(t.encode("utf-8")) for t in TEXTS]}, version=1
     )
     outputs = response["outputs"]
@@ -73,7 +81,7 @@ def test_rest_predict_columns_and_b64(rest, expected):
 
 
 def test_rest_classify(rest, expected):
-    response = rest.classify(NAME, [{"text": t} for t in TEXTS])
+    response = rest.classify_request(NAME, [{"text": t} for t in TEXTS])
     rows = response["result"]
     assert [[label for label, _ in row] for row in rows] == [LABELS] * len(TEXTS)
     np.testing.assert_allclose(
@@ -92,20 +100,20 @@ def test_rest_status_and_metadata(rest):
 
 def test_rest_errors_carry_server_message(rest):
     with pytest.raises(ServingError) as info:
-        rest.predict(NAME, inputs={"text": [["rank", "two"]]})
+        rest.predict_request(NAME, inputs={"text": [["rank", "two"]]})
     assert info.value.status == 400
     assert "input must be a vector" in info.value.server_message
     with pytest.raises(ServingError) as info:
         rest.status(NAME, version=7)
     assert info.value.status == 404 and "Servable not found" in str(info.value)
     with pytest.raises(ServingError, match="Servable not found"):
-        rest.predict("other", instances=["x"])
+        rest.predict_request("other", instances=["x"])
 
 
 def test_rest_retries_503(server, rest):
     before = server.requests["rest"]
     server.fail_next("rest", times=2)
-    assert len(rest.predict(NAME, instances=["great"])["predictions"]) == 1
+    assert len(rest.predict_request(NAME, instances=["great"])["predictions"]) == 1
     assert server.requests["rest"] - before == 3
 
 
@@ -113,7 +121,7 @@ def test_rest_gives_up_after_bounded_retries(server):
     client = RestClient(f"127.0.0.1:{server.rest_port}", retries=1, backoff=0.01)
     server.fail_next("rest", times=2)
     with pytest.raises(ServingError, match="gave up after 2 attempts") as info:
-        client.predict(NAME, instances=["great"])
+        client.predict_request(NAME, instances=["great"])
     assert info.value.status == 503 and "overloaded" in info.value.server_message
 
 
@@ -133,10 +141,10 @@ def test_rest_timeout():
 
 def test_grpc_predict(grpc_client, expected):
     texts = np.array([t.encode() for t in TEXTS], dtype=object)
-    out = grpc_client.predict(NAME, {"text": texts})
+    out = grpc_client.predict_request(NAME, {"text": texts})
     np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-6)
     np.testing.assert_array_equal(out["class_id"], expected["class_id"])
-    only = grpc_client.predict(NAME, {"text": texts}, version=1, output_filter=["label"])
+    only = grpc_client.predict_request(NAME, {"text": texts}, version=1, output_filter=["label"])
     assert list(only) == ["label"]
 
 
@@ -159,7 +167,7 @@ def test_grpc_status_and_metadata(grpc_client):
 
 def test_grpc_errors_carry_server_message(grpc_client):
     with pytest.raises(ServingError) as info:
-        grpc_client.predict(NAME, {"text": np.array([[b"rank", b"two"]], dtype=object)})
+        grpc_client.predict_request(NAME, {"text": np.array([[b"rank", b"two"]], dtype=object)})
     assert info.value.status == "INVALID_ARGUMENT"
     assert "input must be a vector" in info.value.server_message
     with pytest.raises(ServingError) as info:
@@ -172,6 +180,38 @@ def test_grpc_retries_unavailable(server, grpc_client):
     server.fail_next("grpc", times=1)
     assert grpc_client.status(NAME)[0]["state"] == "AVAILABLE"
     assert server.requests["grpc"] - before == 2
+
+
+# --- the shared interface ----------------------------------------------------------------------
+
+
+def test_clients_share_one_interface(rest, grpc_client, expected):
+    assert isinstance(rest, ServingClient) and isinstance(grpc_client, ServingClient)
+    by_rest, by_grpc = rest.predict(NAME, TEXTS), grpc_client.predict(NAME, TEXTS, version=1)
+    for rows in (by_rest, by_grpc):
+        assert type(rows) is list and len(rows) == len(TEXTS)
+        for row in rows:
+            assert type(row) is Prediction
+            assert type(row.label) is str and type(row.class_id) is int
+            assert type(row.probabilities) is list
+            assert all(type(p) is float for p in row.probabilities)
+        np.testing.assert_allclose(
+            [r.probabilities for r in rows], expected["probabilities"], atol=1e-6
+        )
+        assert [r.class_id for r in rows] == expected["class_id"].tolist()
+    assert [r.label for r in by_rest] == [r.label for r in by_grpc]
+    by_rest, by_grpc = rest.classify(NAME, TEXTS), grpc_client.classify(NAME, TEXTS)
+    for rows in (by_rest, by_grpc):
+        assert type(rows) is list and len(rows) == len(TEXTS)
+        for row in rows:
+            assert type(row) is list and [label for label, _ in row] == LABELS
+            assert all(type(pair) is tuple and type(pair[0]) is str and type(pair[1]) is float
+                       for pair in row)
+    np.testing.assert_allclose(
+        [[s for _, s in row] for row in by_rest], [[s for _, s in row] for row in by_grpc],
+        atol=1e-6,
+    )
+    assert rest.predict(NAME, []) == grpc_client.predict(NAME, []) == []
 
 
 # --- late start and predict_texts ---------------------------------------------------------------

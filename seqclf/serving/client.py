@@ -1,5 +1,11 @@
 """Clients for a TensorFlow Serving model server: REST (standard library only) and gRPC.
 
+Both clients are `ServingClient`s: `predict(model_name, texts)` returns one `Prediction` per text
+and `classify(model_name, texts)` one list of `(label, score)` pairs per text, whichever protocol
+carries them. The protocol's own requests and answers (JSON for REST, tensors and protos for
+gRPC) are `predict_request` / `classify_request`; `status` and `metadata` answer in the
+protocol's own form too.
+
 Both clients retry requests the server could not take (connection refused/reset, HTTP 502/503/504,
 gRPC UNAVAILABLE) a bounded number of times with exponential backoff, apply a per-request
 timeout, and raise `ServingError` carrying the server's own error message otherwise.
@@ -10,7 +16,9 @@ calls.
 
 from __future__ import annotations
 
+import abc
 import base64
+import dataclasses
 import json
 import random
 import socket
@@ -18,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 
+from seqclf._checks import check_positive_number
 from seqclf.errors import SeqclfError
 
 DEFAULT_TIMEOUT = 10.0
@@ -46,14 +55,50 @@ def _sleep_backoff(attempt, backoff):
 
 
 def _check_retry_args(timeout, retries, backoff):
-    if not timeout or timeout <= 0:
-        raise SeqclfError(
-            f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}"
-        )
+    check_positive_number("timeout", timeout, unit="seconds")
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
         raise SeqclfError(f"`retries` must be an int in [0, 20]. Received: retries={retries!r}")
     if backoff < 0:
         raise SeqclfError(f"`backoff` must be >= 0. Received: backoff={backoff!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One text's prediction: the label, its class index and every class's probability."""
+
+    label: str
+    class_id: int
+    probabilities: list[float]
+
+
+class ServingClient(abc.ABC):
+    """What the REST and gRPC clients share: texts in, the same Python types out."""
+
+    @abc.abstractmethod
+    def predict(self, model_name, texts, version=None):
+        """`serving_default` on `texts` (strings): a list of `Prediction`, one per text."""
+
+    @abc.abstractmethod
+    def classify(self, model_name, texts, version=None):
+        """The `classify` signature on `texts`: per text, a list of `(label, score)` pairs in the
+        model's class order."""
+
+    @abc.abstractmethod
+    def close(self):
+        """Releases the client's connections."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _texts(texts):
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise SeqclfError(f"`texts` must be strings. Received: texts={texts!r}")
+    return texts
 
 
 def _model_path(model_name, version):
@@ -65,7 +110,7 @@ def _model_path(model_name, version):
     return path
 
 
-class RestClient:
+class RestClient(ServingClient):
     """TF Serving REST API client (`http://HOST:PORT`, port 8501 by default in TF Serving).
 
     Args:
@@ -124,7 +169,30 @@ class RestClient:
             server_message=last.server_message,
         )
 
-    def predict(self, model_name, instances=None, inputs=None, signature_name=None, version=None):
+    def predict(self, model_name, texts, version=None):
+        texts = _texts(texts)
+        if not texts:
+            return []
+        response = self.predict_request(model_name, instances=texts, version=version)
+        predictions = response.get("predictions")
+        if not isinstance(predictions, list) or len(predictions) != len(texts):
+            raise ServingError(
+                "Unexpected predict response: expected one prediction per text. "
+                f"Received: {json.dumps(response)[:500]}"
+            )
+        return [
+            Prediction(str(p["label"]), int(p["class_id"]), [float(x) for x in p["probabilities"]])
+            for p in predictions
+        ]
+
+    def classify(self, model_name, texts, version=None):
+        response = self.classify_request(model_name, [{"text": t} for t in _texts(texts)],
+                                         version=version)
+        rows = response.get("result", response.get("results"))
+        return [[(str(label), float(score)) for label, score in row] for row in rows]
+
+    def predict_request(self, model_name, instances=None, inputs=None, signature_name=None,
+                        version=None):
         """`POST .../NAME[/versions/N]:predict` with row (`instances`) or columnar (`inputs`) data.
 
         Returns the decoded JSON response (`predictions` or `outputs`).
@@ -139,7 +207,7 @@ class RestClient:
             body["signature_name"] = signature_name
         return self._request("POST", _model_path(model_name, version) + ":predict", body)
 
-    def classify(self, model_name, examples, signature_name="classify", version=None):
+    def classify_request(self, model_name, examples, signature_name="classify", version=None):
         """`POST .../NAME[/versions/N]:classify`; `examples` are dicts of feature values."""
         body = {"examples": examples}
         if signature_name:
@@ -155,7 +223,7 @@ class RestClient:
         return self._request("GET", _model_path(model_name, version) + "/metadata")
 
     def close(self):
-        pass
+        pass  # urllib opens a connection per request: nothing stays open.
 
 
 def b64(data):
@@ -163,7 +231,7 @@ def b64(data):
     return {"b64": base64.b64encode(data).decode("ascii")}
 
 
-class GrpcClient:
+class GrpcClient(ServingClient):
     """TF Serving gRPC client (PredictionService and ModelService; port 8500 by default).
 
     Args: as `RestClient`, with `server` as "host:port".
@@ -220,7 +288,26 @@ class GrpcClient:
         if signature_name:
             spec.signature_name = signature_name
 
-    def predict(
+    def predict(self, model_name, texts, version=None):
+        texts = _texts(texts)
+        if not texts:
+            return []
+        out = self.predict_request(
+            model_name, {"text": [t.encode("utf-8") for t in texts]}, version=version
+        )
+        return [
+            Prediction(
+                out["label"][i].decode("utf-8"),
+                int(out["class_id"][i]),
+                [float(p) for p in out["probabilities"][i]],
+            )
+            for i in range(len(texts))
+        ]
+
+    def classify(self, model_name, texts, version=None):
+        return self.classify_request(model_name, _texts(texts), version=version)
+
+    def predict_request(
         self, model_name, inputs, signature_name="serving_default", version=None, output_filter=None
     ):
         """Predict; `inputs`: {key: array-like}. Returns {output key: numpy array}."""
@@ -235,7 +322,7 @@ class GrpcClient:
         response = self._call(self.prediction.Predict, request)
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
-    def classify(self, model_name, texts, signature_name="classify", version=None):
+    def classify_request(self, model_name, texts, signature_name="classify", version=None):
         """Classify texts (sent as tf.Examples with a `text` bytes feature).
 
         Returns one list of (label, score) pairs per text.
@@ -250,7 +337,8 @@ class GrpcClient:
             example.features.feature["text"].bytes_list.value.append(data)
         response = self._call(self.prediction.Classify, request)
         return [
-            [(c.label, c.score) for c in row.classes] for row in response.result.classifications
+            [(c.label, float(c.score)) for c in row.classes]
+            for row in response.result.classifications
         ]
 
     def status(self, model_name, version=None):
@@ -288,21 +376,11 @@ class GrpcClient:
     def close(self):
         self.channel.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _label_names(client, model_name, version, use_grpc):
+def _label_names(client, model_name, version):
     """The model's class labels in output order, from its `classify` signature (one blank text)."""
     try:
-        if use_grpc:
-            return [label for label, _ in client.classify(model_name, [""], version=version)[0]]
-        result = client.classify(model_name, [{"text": ""}], version=version)
-        rows = result.get("result", result.get("results"))
-        return [label for label, _ in rows[0]]
+        return [label for label, _ in client.classify(model_name, [""], version=version)[0]]
     except ServingError:
         return None  # a model without the classify signature: probabilities stay a list
 
@@ -323,46 +401,13 @@ def predict_texts(
     (dict label -> float in the model's class order; a list if the model has no `classify`
     signature to name the classes).
     """
-    texts = list(texts)
-    if not all(isinstance(t, str) for t in texts):
-        raise SeqclfError(f"`texts` must be strings. Received: texts={texts!r}")
+    texts = _texts(texts)
     if not texts:
         return []
-    if grpc:
-        client = GrpcClient(server, timeout=timeout, retries=retries, backoff=backoff)
-        try:
-            out = client.predict(
-                model_name, {"text": [t.encode("utf-8") for t in texts]}, version=version
-            )
-            rows = [
-                {
-                    "label": out["label"][i].decode("utf-8"),
-                    "class_id": int(out["class_id"][i]),
-                    "probabilities": [float(p) for p in out["probabilities"][i]],
-                }
-                for i in range(len(texts))
-            ]
-            names = _label_names(client, model_name, version, use_grpc=True)
-        finally:
-            client.close()
-    else:
-        client = RestClient(server, timeout=timeout, retries=retries, backoff=backoff)
-        response = client.predict(model_name, instances=texts, version=version)
-        predictions = response.get("predictions")
-        if not isinstance(predictions, list) or len(predictions) != len(texts):
-            raise ServingError(
-                "Unexpected predict response: expected one prediction per text. "
-                f"Received: {json.dumps(response)[:500]}"
-            )
-        rows = [
-            {
-                "label": p["label"],
-                "class_id": int(p["class_id"]),
-                "probabilities": [float(x) for x in p["probabilities"]],
-            }
-            for p in predictions
-        ]
-        names = _label_names(client, model_name, version, use_grpc=False)
+    client_class = GrpcClient if grpc else RestClient
+    with client_class(server, timeout=timeout, retries=retries, backoff=backoff) as client:
+        rows = [dataclasses.asdict(p) for p in client.predict(model_name, texts, version=version)]
+        names = _label_names(client, model_name, version)
     if names and all(len(r["probabilities"]) == len(names) for r in rows):
         for r in rows:
             r["probabilities"] = dict(zip(names, r["probabilities"], strict=True))
