@@ -119,7 +119,7 @@ def test_full_demo_meets_acceptance(tmp_path):
 
 def test_word_order_arrays_are_right_padded_ids(tfds_dir):
     cfg = demo.DemoConfig.smoke()
-    x_train, y_train, x_test, y_test, vocab, distance = demo._word_order_arrays(
+    x_train, y_train, x_test, y_test, vocab, distance = demo.word_order_arrays(
         "tiny", cfg, 0, tfds_dir, True
     )
     assert distance == 0
