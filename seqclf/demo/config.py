@@ -47,24 +47,14 @@ class DemoConfig:
 
     @classmethod
     def smoke(cls):
+        # Word-order runs are off: they would need the dataset prepared.
         return cls(
-            decay_length=30,
-            decay_batch=16,
-            decay_units=16,
-            decay_fit_max_distance=25,
-            units=8,
-            embedding_dim=8,
-            temporal_lengths=(12,),
-            temporal_train=128,
-            temporal_test=64,
-            temporal_epochs=1,
-            word_order_configs=(),
-            word_order_train=128,
-            word_order_test=64,
-            word_order_epochs=1,
-            probe_batch=16,
-            stats_frequency=2,
-            explode_length=20,
-            explode_train=128,
-            explode_units=16,
+            # 1. decay sweep
+            decay_length=30, decay_batch=16, decay_units=16, decay_fit_max_distance=25,
+            # 2. learning comparison
+            units=8, embedding_dim=8, temporal_lengths=(12,), temporal_train=128,
+            temporal_test=64, temporal_epochs=1, word_order_configs=(), word_order_train=128,
+            word_order_test=64, word_order_epochs=1, probe_batch=16, stats_frequency=2,
+            # 3. exploding gradients
+            explode_length=20, explode_train=128, explode_units=16,
         )
