@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from bench.bench_pairs import pair_accuracy
-from bench.harness import REPO, check_targets, render_markdown, stat_row, summarize, write_results
+from bench.harness import REPO
+from bench.report import check_targets, render_markdown, stat_row, summarize, write_results
 
 
 def test_help_lists_options_and_figures():
