@@ -59,10 +59,7 @@ class TrainConfig:
     # "auto": the fields below left at None are chosen from statistics of the training data
     # (seqclf.recipe); "fixed": they take seqclf.recipe.FIXED. A value given here always wins.
     recipe: str = "auto"
-    # Defaults chosen on a held-out split of SST-2 *train* (bench/tune_sst2.py), never on dev:
-    # dropout 0.25 on the embedded sequence beat none by 0.3-0.9 points (seeds 0, 1); 128 units,
-    # 5 epochs, bidirectional, GRU, max/mean pooling and batch_tokens did not beat it (figures
-    # there; that split leaked, see the script, and its successor confirmed LazyAdam below).
+    # Sizes, batch and optimizer: chosen on a held-out split of SST-2 train (bench/tune_sst2.py).
     units: int = 64
     embedding_dim: int = 64
     dropout: float | None = None
@@ -74,19 +71,13 @@ class TrainConfig:
     max_length: int | None = None
     # Bigram hash buckets of the linear tf-idf path beside the recurrent one (0: no such path).
     ngram_buckets: int | None = None
-    # Batch 32: held out 0.810 / 0.811 vs batch 64's 0.809 / 0.795 (and 0.815 / 0.810 vs
-    # 0.804 / 0.810 in an earlier run of the same split): the only candidate ahead on average in
-    # both runs. It costs about a fifth of the samples/s (bench/bench_pipeline.py: 7,233 vs 9,358
-    # cold).
     batch_size: int = 32
     batch_tokens: int | None = None
     steps_per_execution: int = 16
     epochs: int | None = None
     learning_rate: float = 3e-3
     lr_schedule: str | None = None
-    # LazyAdam (sparse embedding updates): 0.807 vs Adam 0.797 held out (seeds 0, 1), and a
-    # step no longer pays for updating all 20,000 embedding rows (bench/tune_sst2.py).
-    optimizer: str = "lazy_adam"
+    optimizer: str = "lazy_adam"  # sparse embedding updates (bench/tune_sst2.py)
     clipnorm: float | None = 1.0
     global_clipnorm: float | None = None
     clipvalue: float | None = None
