@@ -16,6 +16,16 @@ Each epoch is timed on its own: the first includes the first pass over the data 
 cache fill) and tracing, the second is the steady state. `bench/bench_torch.py` adds a PyTorch
 reference to the same alternation; `python -m bench` runs both.
 
+Measurements behind the pipeline's design (`seqclf/data/pipeline.py`), SST-2 train, 2 cores:
+
+* bucketing: random batches of 64 pad SST-2 to 34,000 time steps per epoch, sorted pools to
+  9,600; the padding was most of a recurrent layer's work;
+* keeping each example's padding after `unbatch()` instead of slicing every text to its length
+  (a per-text map): the first pass over the 67k texts (before the first batch can leave the full
+  shuffle buffer) went from 3.8 s to 0.4 s;
+* sorting a whole pool in a few vectorized ops instead of per-example grouping
+  (`group_by_window`): about 0.1 s per epoch instead of about 2 s.
+
 `--tutorial-accuracy` instead trains the tutorial recipe for seqclf's default number of epochs on
 the training split `seqclf train` uses (the same held-out fraction and seed) and scores SST-2 dev,
 with `shuffled_accuracy` as `seqclf evaluate` computes it. Usage:

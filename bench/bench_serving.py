@@ -66,8 +66,9 @@ def main(argv=None):
 
     import tensorflow as tf
 
+    from seqclf.data.pipeline import token_ids
     from seqclf.serving.capi import CApiHarness
-    from seqclf.serving.export import export_saved_model, token_ids
+    from seqclf.serving.export import export_saved_model
 
     labels = ["negative", "neutral", "positive"]
     model, vectorizer = build(args.vocab, args.units, labels)

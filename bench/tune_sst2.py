@@ -5,8 +5,8 @@ sub-phrases of a held-out sentence stay in training. This script holds out a qua
 sentences (phrases inside no other phrase, 12 tokens or more, as dev's are) **and drops from
 training every phrase contained in one of them**, then trains each candidate configuration with
 `seqclf.run.train` (early stopping on that held-out split) and prints its held-out accuracy.
-Run it again to reproduce the table in the module docstring of `seqclf/run.py`; add candidates
-with `--candidates '{"name": {"field": value, ...}}'` (fields of `seqclf.run.TrainConfig`).
+Run it again to reproduce the figures below (behind `seqclf.run.TrainConfig`'s defaults); add
+candidates with `--candidates '{"name": {"field": value, ...}}'` (`TrainConfig` fields).
 
     python bench/tune_sst2.py [--seeds 0,1,2] [--out /tmp/seqclf-tune] [--candidates JSON]
 
@@ -22,9 +22,9 @@ candidate alike.
 
 A second run (texts blocked by length before caching, same split, seeds 0 / 1): batch 64 0.809 /
 0.795; **batch 32 0.810 / 0.811 (chosen: the only candidate ahead of batch 64 on average in both
-runs)**; 5 epochs 0.807 / 0.795; max pooling 0.791 / 0.792; embedding 128 0.813 / 0.804;
-embedding dropout 0.4 with 5 epochs 0.807 / 0.796; learning rate 0.002 with 5 epochs 0.798 /
-0.792.
+runs, at about a fifth of the samples/s: 7,233 vs 9,358 cold in `bench/bench_pipeline.py`)**;
+5 epochs 0.807 / 0.795; max pooling 0.791 / 0.792; embedding 128 0.813 / 0.804; embedding
+dropout 0.4 with 5 epochs 0.807 / 0.796; learning rate 0.002 with 5 epochs 0.798 / 0.792.
 
 A third run, after `make_dataset` declared its number of batches (which changes the data order
 from the second epoch on; same split, seeds 0 / 1): 3 epochs (default) 0.812 / 0.818; 2 epochs

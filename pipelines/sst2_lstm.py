@@ -8,8 +8,9 @@ Accelerator: None (CPU)
 
 SST-2 (Stanford Sentiment Treebank, binary) from `../shared/data/sst2/{train,dev}.tsv`: the
 training file mixes sentences with sub-sentence phrases (mean 9.4 tokens), dev holds full
-sentences (mean 19.5 tokens). The pipeline vectorizes with a `TextVectorization` adapted on the
-training texts, batches by length (`seqclf.data.make_dataset`), trains a one-layer LSTM, and
+sentences (mean 19.5 tokens). The pipeline builds a `seqclf.TextClassifier`: a
+`TextPreprocessor` adapted on the training texts and a one-layer LSTM backbone. Its `fit` on the
+raw texts batches them by length (`seqclf.data.make_dataset`, as `seqclf train` does), and it
 records with `GradientStats` per-layer gradient norms (before/after clipping) and the
 per-timestep input-gradient norms on a dev probe batch before and after each epoch.
 
@@ -25,7 +26,6 @@ import json
 import os
 import pathlib
 import time
-import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -33,8 +33,8 @@ import keras
 import numpy as np
 
 from seqclf.callbacks import GradientStats
-from seqclf.data import make_dataset, make_vectorizer, read_table
-from seqclf.models import build_classifier
+from seqclf.data import read_table
+from seqclf.models import TextClassifier, TextPreprocessor, build_classifier
 from seqclf.optimizers import make_optimizer
 from seqclf.plotting import plot_layer_norms, plot_timestep_gradients, plot_timestep_heatmap
 
@@ -93,38 +93,30 @@ def main(argv=None):
         train = train.subset(rng.permutation(len(train))[: cfg["TRAIN_ROWS"]])
     if cfg["DEV_ROWS"]:
         dev = dev.subset(rng.permutation(len(dev))[: cfg["DEV_ROWS"]])
-    vectorizer = make_vectorizer(train.texts, max_tokens=cfg["MAX_TOKENS"])
-    train_ds = make_dataset(train.texts, train.labels, vectorizer, max_length=cfg["MAX_LENGTH"],
-                            batch_size=cfg["BATCH_SIZE"], shuffle=True, seed=args.seed)
-    dev_ds = make_dataset(dev.texts, dev.labels, vectorizer, max_length=cfg["MAX_LENGTH"],
-                          batch_size=256)
+    preprocessor = TextPreprocessor.from_texts(train.texts, max_tokens=cfg["MAX_TOKENS"],
+                                               max_length=cfg["MAX_LENGTH"])
     # Probe batch: dev sentences, right-padded ids (0 = padding, masked by the embedding).
-    probe_ids = np.asarray(vectorizer(np.asarray(dev.texts[: cfg["PROBE_SIZE"]], dtype=object)))
-    probe_ids = probe_ids[:, : cfg["MAX_LENGTH"]]
+    probe_ids = np.asarray(preprocessor(np.asarray(dev.texts[: cfg["PROBE_SIZE"]], dtype=object)))
     probe = (probe_ids, dev.labels[: cfg["PROBE_SIZE"]])
 
     """
     ## Model and training
     """
-    model = build_classifier(
-        "lstm", vocab_size=len(vectorizer.get_vocabulary()), num_classes=train.num_classes,
+    backbone = build_classifier(
+        "lstm", vocab_size=preprocessor.vocabulary_size, num_classes=train.num_classes,
         embedding_dim=cfg["EMBEDDING_DIM"], units=cfg["UNITS"], dropout=cfg["DROPOUT"],
         seed=args.seed,
     )
-    model.compile(
-        optimizer=make_optimizer("lazy_adam", cfg["LEARNING_RATE"], clipnorm=cfg["CLIPNORM"]),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = TextClassifier(backbone, preprocessor, train.label_names)
+    model.compile(make_optimizer("lazy_adam", cfg["LEARNING_RATE"], clipnorm=cfg["CLIPNORM"]),
+                  steps_per_execution=1)
     stats = GradientStats(frequency=cfg["STATS_FREQUENCY"], probe_data=probe, probe_frequency=1)
     start = time.time()
-    with warnings.catch_warnings():
-        # The dataset is shuffled by make_dataset; Keras' fit(shuffle=True) default cannot apply.
-        warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-        history = model.fit(train_ds, validation_data=dev_ds, epochs=cfg["EPOCHS"],
-                            callbacks=[stats], verbose=verbose)
+    history = model.fit(train.texts, train.labels, validation_data=(dev.texts, dev.labels),
+                        epochs=cfg["EPOCHS"], batch_size=cfg["BATCH_SIZE"], seed=args.seed,
+                        callbacks=[stats], verbose=verbose)
     seconds = time.time() - start
-    _, dev_accuracy = model.evaluate(dev_ds, verbose=0)
+    _, dev_accuracy = model.evaluate(dev.texts, dev.labels, batch_size=256, verbose=0)
 
     """
     ## Gradient statistics

@@ -17,11 +17,12 @@ import sys
 from seqclf import names
 from seqclf._startup import VERBOSE_ENV
 
-EPILOG = """data specs (SPEC):
+EPILOG = f"""data specs (SPEC):
   PATH                              a .tsv/.csv/.jsonl/.parquet file (GLUE SST-2 TSVs need no
                                     options)
-  word_order[/CONFIG][:SPLIT]       the embedded generated word-order dataset (configs: default,
-                                    distance_25, distance_50, distance_100, distance_200)
+  word_order[/CONFIG][:SPLIT]       the embedded generated word-order dataset (configs:
+                                    {", ".join(names.WORD_ORDER_CONFIGS[:3])},
+                                    {", ".join(names.WORD_ORDER_CONFIGS[3:])})
   tfds:NAME[/CONFIG][:SPLIT]        a TFDS catalog dataset prepared in --data-dir
 """
 

@@ -117,3 +117,18 @@ def test_clipping_flags_replace_the_default_rule():
     assert (chosen.clipnorm, chosen.global_clipnorm, chosen.clipvalue) == (None, 2.0, None)
     off = config("--no-clip")
     assert (off.clipnorm, off.global_clipnorm, off.clipvalue) == (None, None, None)
+
+
+def test_choices_come_from_the_library():
+    from seqclf import names
+    from seqclf.cli import EPILOG, build_parser
+    from seqclf.data.word_order import SeqclfWordOrder
+
+    assert [c.name for c in SeqclfWordOrder.BUILDER_CONFIGS] == list(names.WORD_ORDER_CONFIGS)
+    assert all(c in EPILOG for c in names.WORD_ORDER_CONFIGS)
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
+    assert choices == {"recipe": names.RECIPES, "model": names.MODEL_NAMES,
+                       "pooling": names.POOLINGS, "lstm_init": names.LSTM_INITS,
+                       "lr_schedule": names.LR_SCHEDULES, "optimizer": names.OPTIMIZERS,
+                       "strategy": names.STRATEGIES}

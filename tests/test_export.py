@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from seqclf.data.pipeline import token_ids
 from seqclf.errors import SeqclfError
 from seqclf.serving import capi, export, inspection
 from tests.serving_double import LABELS, MAX_LENGTH, tiny_run
@@ -63,7 +64,7 @@ def reference(run, texts):
     """In-process Keras probabilities for `texts`, preprocessing as the export does."""
     import tensorflow as tf
 
-    ids = export.token_ids(run.vectorizer, tf.constant(texts, dtype=tf.string), run.max_length)
+    ids = token_ids(run.vectorizer, tf.constant(texts, dtype=tf.string), run.max_length)
     return run.model.predict(ids, verbose=0)
 
 

@@ -389,7 +389,7 @@ def trained(tmp_path_factory):
     import tensorflow as tf
 
     from seqclf.run import TrainConfig, load_run, train
-    from seqclf.serving import export
+    from seqclf.serving.run_export import export_run
 
     base = tmp_path_factory.mktemp("hostile")
     data = base / "train.tsv"
@@ -399,7 +399,7 @@ def trained(tmp_path_factory):
                       epochs=1, batch_size=8, max_length=8, steps_per_execution=1, quiet=True,
                       val_fraction=0.25))
     run = load_run(out)
-    path = export.export_run(out, str(base / "models" / "tiny"), validate=False)
+    path = export_run(out, str(base / "models" / "tiny"), validate=False)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     return run, path, signature
 

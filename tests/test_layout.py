@@ -23,10 +23,7 @@ PACKAGE = ROOT / "seqclf"
 LAZY_CYCLES_ALLOWED = {}
 
 #: `from seqclf.X import _name` still allowed outside seqclf/_compat.py: (file, module, name).
-PRIVATE_IMPORTS_ALLOWED = {
-    # run.py's data-error context manager; issue 14's run.train stages will name it publicly.
-    ("tests/test_streaming.py", "seqclf.run", "_data_errors"),
-}
+PRIVATE_IMPORTS_ALLOWED = set()
 
 
 def _module_name(path):

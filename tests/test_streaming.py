@@ -98,7 +98,7 @@ def test_file_changed_after_opening_fails_with_its_name(tmp_path, rows_after):
     # of rows (the file was rewritten or appended to) is an error naming the file, raised as a
     # SeqclfError through Keras (seqclf.run's fit), not a stack trace.
     from seqclf.models import build_classifier, compile_classifier
-    from seqclf.run import _data_errors
+    from seqclf.training import data_errors
 
     path = tmp_path / "d.tsv"
 
@@ -114,7 +114,7 @@ def test_file_changed_after_opening_fails_with_its_name(tmp_path, rows_after):
     compile_classifier(model)
     with pytest.raises(SeqclfError, match=r"d\.tsv changed while it was read as a stream: its "
                                           r"checking pass counted 100 rows"):
-        with _data_errors():
+        with data_errors():
             model.fit(ds, epochs=1, verbose=0)
 
 

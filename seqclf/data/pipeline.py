@@ -3,9 +3,8 @@
 Order: vectorize (deterministic map, on batches of 1024 texts) → cache → unbatch →
 shuffle → bucket by length (sorted pools; pad within the batch only) → prefetch. Bucketing
 batches texts of similar length, so a batch is padded to its own longest text instead of the
-longest text in a random batch: a recurrent layer's cost grows with the padded length, and on
-SST-2 that padding is most of the work (34,000 padded time steps per epoch in random batches of
-64, 9,600 in sorted pools).
+longest text in a random batch: a recurrent layer's cost grows with the padded length. The
+measurements behind these choices are in `bench/bench_pipeline.py`'s docstring.
 """
 
 import weakref
@@ -82,10 +81,33 @@ def ragged_twin(vectorizer):
         config.update(ragged=True, output_sequence_length=None, vocabulary=None, idf_weights=None)
         # The constructor, not from_config: the config holds the standardize function itself.
         twin = keras.layers.TextVectorization(**config)
-        twin.set_vocabulary(vocabulary[2:] if vocabulary[:2] == ["", "[UNK]"] else vocabulary)
+        twin.set_vocabulary(_tokens(vocabulary))
         _RAGGED_TWINS[vectorizer] = (twin, vocabulary)
         _TWINS.add(twin)
     return twin
+
+
+def _tokens(vocabulary):
+    """`vocabulary` without the padding and OOV entries `get_vocabulary()` starts with (which
+    `set_vocabulary` adds itself)."""
+    vocabulary = list(vocabulary)
+    return vocabulary[2:] if vocabulary[:2] == ["", "[UNK]"] else vocabulary
+
+
+def ragged_vectorizer(vocabulary=None, *, standardize=standardize, split="whitespace"):
+    """A ragged `TextVectorization` (seqclf's tokenization by default), its own twin.
+
+    What `seqclf.models.TextPreprocessor` holds: `ragged_twin` returns it unchanged, so the
+    pipeline and the serving graph read the same layer. Without `vocabulary` it stays empty until
+    one is set (as `keras.saving.load_model` does from the saved assets).
+    """
+    layer = keras.layers.TextVectorization(
+        max_tokens=None, output_mode="int", standardize=standardize, split=split, ragged=True
+    )
+    if vocabulary is not None:
+        layer.set_vocabulary(_tokens(vocabulary))
+    _TWINS.add(layer)
+    return layer
 
 
 def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
@@ -99,10 +121,7 @@ def make_vectorizer(texts=None, *, max_tokens=20_000, vocabulary=None):
     """
     check_int("max_tokens", max_tokens, 3, allow_none=True)
     if vocabulary is not None:
-        vocabulary = list(vocabulary)
-        # get_vocabulary() starts with the padding and OOV tokens; set_vocabulary adds them.
-        if vocabulary[:2] == ["", "[UNK]"]:
-            vocabulary = vocabulary[2:]
+        vocabulary = _tokens(vocabulary)
         if not vocabulary:
             raise SeqclfError("`vocabulary` holds no tokens. Received: vocabulary=[]")
         vectorizer = keras.layers.TextVectorization(
@@ -172,16 +191,31 @@ def pad_ids(ragged_ids, max_length):
     return tf.concat([first[:, None], ids[:, 1:]], axis=1)
 
 
+def token_ids(vectorizer, texts, max_length):
+    """Texts → token ids (int64 `[batch, >=1]`): seqclf's one text→ids step.
+
+    The vectorizer's ragged twin, then `pad_ids`: each text cut to `max_length` before the batch
+    is padded (one text of a million tokens among short ones costs memory for its tokens, not
+    for a batch a million columns wide), and a text without any token (empty, whitespace or
+    punctuation only) fed as a single OOV token, so that its answer is defined. Training batches
+    (`vectorize_fn`), `seqclf.models.TextPreprocessor` and hence the exported serving graph all
+    call it. Usable eagerly and, given a twin itself (which reads no vocabulary), in a traced
+    function.
+    """
+    return pad_ids(ragged_twin(vectorizer)(texts), max_length)
+
+
 def vectorize_fn(vectorizer, max_length):
     """A tf.data map function on a *batch*: texts → (padded int64 ids, lengths, labels).
 
-    Vectorizing a batch at once costs far less than one call per text; the ids come from `pad_ids`.
+    Vectorizing a batch at once costs far less than one call per text; the ids come from
+    `token_ids`.
     """
 
     ragged = ragged_twin(vectorizer)
 
     def fn(texts, labels):
-        ids = pad_ids(ragged(texts), max_length)
+        ids = token_ids(ragged, texts, max_length)
         lengths = tf.math.count_nonzero(ids, axis=1)
         return ids, lengths, labels
 
@@ -195,8 +229,7 @@ def vectorize_batches(ds, vectorizer, max_length):
     Ids are right-padded with 0 to the batch's longest text (`pad_ids`). `unbatch()` the
     result for one example per text: its trailing zeros are padding, which batching cuts again
     (`batch_examples`). Keeping the padding, rather than slicing each text to its length after
-    unbatching, saves a per-text map: the first pass over SST-2 (67k texts, before the first
-    batch can leave the full shuffle buffer) went from 3.8 s to 0.4 s on 2 cores.
+    unbatching, saves a per-text map (measured in `bench/bench_pipeline.py`).
     """
     fn = vectorize_fn(vectorizer, max_length)
 
@@ -239,8 +272,8 @@ def _split_sorted_pool(ids, labels, batch_size):
 
     The pool is sorted by length (stable, so the order is reproducible) and cut into batches of
     `batch_size`; each batch is cut to its own longest text. Done on the whole pool in a few
-    vectorized ops: per-example grouping (`group_by_window`) cost about 2 s per SST-2 epoch on
-    2 cores, this about 0.1 s.
+    vectorized ops rather than per-example grouping (`group_by_window`; measured in
+    `bench/bench_pipeline.py`).
     """
     lengths = tf.math.count_nonzero(ids, axis=1)
     order = tf.argsort(lengths, stable=True)

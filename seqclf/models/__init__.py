@@ -13,6 +13,8 @@ from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
 from seqclf.models.padded_ids import PaddedIds
+from seqclf.models.text_classifier import TextClassifier
+from seqclf.models.text_preprocessor import TextPreprocessor
 
 __all__ = [
     "CELLS",
@@ -24,6 +26,8 @@ __all__ = [
     "NgramLinear",
     "PaddedIds",
     "POOLINGS",
+    "TextClassifier",
+    "TextPreprocessor",
     "build_classifier",
     "build_end_to_end",
     "compile_classifier",

@@ -226,15 +226,20 @@ def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimi
             "Pass either an optimizer or optimizer arguments, not both. "
             f"Received: optimizer={optimizer!r}, {optimizer_kwargs}"
         )
-    from seqclf.lazy_adam import LazyAdam
-
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
-        # Keras' "auto" turns XLA on for a single GPU when every layer allows it (`bow`, or a
-        # recurrent layer that cannot use cuDNN); LazyAdam's `tf.unique` has no XLA kernel.
-        **({"jit_compile": False} if isinstance(optimizer, LazyAdam) else {}),
+        **compile_options(optimizer),
     )
     return model
+
+
+def compile_options(optimizer):
+    """The `compile` arguments `optimizer` needs besides Keras' defaults."""
+    from seqclf.lazy_adam import LazyAdam
+
+    # Keras' "auto" turns XLA on for a single GPU when every layer allows it (`bow`, or a
+    # recurrent layer that cannot use cuDNN); LazyAdam's `tf.unique` has no XLA kernel.
+    return {"jit_compile": False} if isinstance(optimizer, LazyAdam) else {}

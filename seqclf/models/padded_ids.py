@@ -11,9 +11,10 @@ class PaddedIds(keras.layers.Layer):
     """Cuts each row of ragged token ids to `max_length`, then pads the batch to its longest row.
 
     The step between a ragged `TextVectorization` (`seqclf.data.pipeline.ragged_twin`) and a
-    classifier, exactly as training and the exported serving graph do it
-    (`seqclf.data.pipeline.pad_ids`): cutting first keeps the memory of a batch holding one
-    enormous text proportional to its tokens, and a text without tokens becomes one OOV id.
+    classifier (`seqclf.data.pipeline.pad_ids`): cutting first keeps the memory of a batch holding
+    one enormous text proportional to its tokens, and a text without tokens becomes one OOV id.
+    `seqclf.models.TextPreprocessor` now holds the vocabulary and this step in one layer; this
+    one stays registered so that end-to-end `.keras` files saved before it still load.
 
     Args:
         max_length: the most token ids kept per text.

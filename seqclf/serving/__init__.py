@@ -2,8 +2,8 @@
 
 Submodules (imported on first use, so `import seqclf.serving` stays cheap):
 
-* `seqclf.serving.export`: `export_saved_model`, `export_run`, `validate_export`,
-  `write_models_config`.
+* `seqclf.serving.export`: `export_saved_model`, `validate_export`, `write_models_config`.
+* `seqclf.serving.run_export`: `export_run` (a run directory, through `TextClassifier`).
 * `seqclf.serving.capi`: `CApiHarness` (TF C API in a fresh process).
 * `seqclf.serving.inspection`: reading an export back: `read_signatures`, `audit_ops`,
   `read_warmup_requests`.
@@ -14,7 +14,7 @@ import importlib
 
 _EXPORTS = {
     "export_saved_model": "export",
-    "export_run": "export",
+    "export_run": "run_export",
     "validate_export": "export",
     "write_models_config": "export",
     "CApiHarness": "capi",

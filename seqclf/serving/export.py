@@ -97,21 +97,6 @@ def _check_args(model, vectorizer, label_names, max_length, version, name):
         )
 
 
-def token_ids(vectorizer, texts, max_length):
-    """Token ids exactly as the exported graph computes them (int64 [batch, >=1]).
-
-    The vectorizer's ragged twin (`seqclf.data.pipeline.ragged_twin`), then
-    `seqclf.data.pipeline.pad_ids`: each text cut to `max_length` before the batch is padded (a
-    request holding one text of a million tokens among short ones costs memory for its tokens,
-    not for a batch a million columns wide), and a text without any token (empty, whitespace or
-    punctuation only) fed as a single OOV token (id 1), so that its answer is defined. Usable
-    eagerly (for reference predictions) and inside a `tf.function` given the twin itself.
-    """
-    from seqclf.data.pipeline import pad_ids, ragged_twin
-
-    return pad_ids(ragged_twin(vectorizer)(texts), max_length)
-
-
 @contextlib.contextmanager
 def _cpu_only_rnn_kernels(model):
     """Trace RNN layers with their generic kernels instead of cuDNN.
@@ -135,17 +120,16 @@ def _build_archive(model, vectorizer, label_names, max_length):
     import keras
     import tensorflow as tf
 
+    from seqclf.models.text_preprocessor import TextPreprocessor
+
     num_classes = len(label_names)
     labels = tf.constant(list(label_names), dtype=tf.string)
-
-    from seqclf.data.pipeline import ragged_twin
-
-    # The graph calls the vectorizer's ragged twin (same standardization and vocabulary); made
-    # here, since making it reads the vocabulary, which a traced function cannot.
-    twin = ragged_twin(vectorizer)
+    # The graph calls the preprocessor (made here: making it reads the vocabulary, which a
+    # traced function cannot), the text→ids step of training too.
+    preprocessor = TextPreprocessor.from_vectorizer(vectorizer, max_length)
 
     def predict_fn(texts):
-        ids = token_ids(twin, texts, max_length)
+        ids = preprocessor(texts)
         probabilities = tf.cast(model(ids, training=False), tf.float32)
         probabilities = tf.ensure_shape(probabilities, [None, num_classes])
         class_id = tf.argmax(probabilities, axis=1, output_type=tf.int64)
@@ -175,15 +159,15 @@ def _build_archive(model, vectorizer, label_names, max_length):
             "scores": probabilities,
         }
 
-    if not twin.built:
+    if not preprocessor.built:
         # An adapted TextVectorization is only marked built once called; ExportArchive refuses
         # unbuilt layers.
-        twin(tf.constant([""]))
+        preprocessor(tf.constant([""]))
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The vectorizer's StringLookup tables are TF resources: tracking the layer makes
     # ExportArchive save them (and their initializer) inside the SavedModel.
-    archive.track(twin)
+    archive.track(preprocessor)
     archive.add_endpoint(PREDICT_SIGNATURE, serve)
     archive.add_endpoint(CLASSIFY_SIGNATURE, classify)
     return archive
@@ -320,7 +304,8 @@ def export_saved_model(
 
     Args:
         model: `keras.Model` mapping int64 token ids `[batch, time]` to probabilities `[batch, C]`.
-        vectorizer: adapted `keras.layers.TextVectorization` with `output_mode="int"`.
+        vectorizer: adapted `keras.layers.TextVectorization` with `output_mode="int"`, or a
+            `seqclf.models.TextPreprocessor` (whose `max_length` then wins).
         label_names: the `C` class names, in the model's output order.
         max_length: token ids beyond this position are dropped.
         model_base_path: TF Serving's `model_base_path`; created if needed.
@@ -364,23 +349,6 @@ def export_saved_model(
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return final_dir
-
-
-def export_run(run_dir, model_base_path, version=None, name=None, validate=True):
-    """Export the run saved in `run_dir` (see `seqclf.run.load_run`) for TF Serving."""
-    from seqclf.run import load_run  # lazy: the run module pulls in the whole training stack
-
-    run = load_run(run_dir)
-    return export_saved_model(
-        run.model,
-        run.vectorizer,
-        list(run.label_names),
-        int(run.max_length),
-        model_base_path,
-        version=version,
-        name=name,
-        validate=validate,
-    )
 
 
 def write_models_config(path, models):

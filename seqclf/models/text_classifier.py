@@ -1,0 +1,379 @@
+"""`TextClassifier`: one `keras.Model` task on raw strings — preprocessor, backbone, label names.
+
+The split follows keras-hub's tasks: the *backbone* (`build_classifier`: token ids in,
+probabilities out) is what trains; the *preprocessor* (`TextPreprocessor`: vocabulary and
+`max_length`) turns texts into ids; the task holds both, with the label names. `fit`,
+`evaluate` and `predict` take texts (Python lists, NumPy arrays or a `tf.data.Dataset` of
+`(text, label)`) and run them through `seqclf.data.make_dataset`, the bucketed, cached,
+prefetched pipeline of `seqclf train`; data already in ids passes through to Keras unchanged.
+"""
+
+import keras
+import numpy as np
+
+# Registers LazyAdam, the default optimizer, which a `.keras` file's compile config names.
+import seqclf.lazy_adam  # noqa: F401
+from seqclf.data.pipeline import make_dataset, string_values
+from seqclf.errors import SeqclfError
+from seqclf.models.classifier import build_classifier, compile_options
+from seqclf.models.text_preprocessor import TextPreprocessor
+
+# `TrainConfig` fields that are arguments of `build_classifier` under the same name.
+BACKBONE_FIELDS = ("embedding_dim", "units", "layers", "bidirectional", "dropout",
+                   "embedding_dropout", "forget_bias", "seed")
+
+
+def backbone_from_settings(settings, *, vocab_size, num_classes, embeddings=None, ngram_idf=None):
+    """`build_classifier` as `seqclf train` calls it for resolved settings (`TrainConfig` fields).
+
+    The options a cell does not take are left at their defaults (`pooling` for `bow`,
+    `lstm_init` for other cells), chrono initialization targets `max_length`, and
+    `ngram_buckets=0` means no n-gram path.
+    """
+    cell = settings["model"]
+    return build_classifier(
+        cell, vocab_size=vocab_size, num_classes=num_classes,
+        **{k: settings[k] for k in BACKBONE_FIELDS if k in settings},
+        pooling=(settings.get("pooling") or "last") if cell != "bow" else "last",
+        lstm_init=settings.get("lstm_init", "default") if cell == "lstm" else "default",
+        chrono_max_timescale=settings.get("max_length"), embeddings=embeddings,
+        ngram_buckets=settings.get("ngram_buckets") or None, ngram_idf=ngram_idf,
+    )
+
+
+def ngram_idf_from_texts(preprocessor, texts, buckets):
+    """Idf weights of the n-gram path's unigrams and bigram buckets, from the training texts."""
+    from seqclf.models.ngram_linear import ngram_idf
+
+    def batches():
+        ds = make_dataset(texts, np.zeros(len(texts), "int64"), preprocessor.tokenizer,
+                          max_length=preprocessor.max_length, batch_size=1024, bucketing=False)
+        for ids, _ in ds.as_numpy_iterator():
+            yield ids
+
+    return ngram_idf(batches(), preprocessor.vocabulary_size, buckets)
+
+
+def _is_text(x):
+    """Whether `x` holds texts (to preprocess) rather than token ids (for Keras as they are)."""
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        return getattr(spec, "dtype", None) == tf.string
+    if x is None or isinstance(x, (str, bytes)):
+        return False
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "OSU"
+    return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], (str, bytes))
+
+
+def _from_dataset(ds):
+    """`(texts, labels or None)` from a `tf.data.Dataset` of texts or `(text, label)` pairs,
+    batched or not (read once into memory, as `make_dataset` caches it anyway)."""
+    texts, labels = [], []
+    for element in ds.as_numpy_iterator():
+        x, y = element[:2] if isinstance(element, tuple) else (element, None)
+        texts.extend(np.asarray(x, dtype=object).reshape(-1))
+        if y is not None:
+            labels.extend(np.asarray(y).reshape(-1))
+    return texts, (labels if labels else None)
+
+
+@keras.saving.register_keras_serializable(package="seqclf")
+class TextClassifier(keras.Model):
+    """A text classifier on raw strings: a `TextPreprocessor`, a backbone and the label names.
+
+    Build it from training texts (`TextClassifier.from_texts`: the preprocessor adapts on them and
+    the automatic recipe, `seqclf.recipe`, fills in the sizes not given), from its parts
+    (`TextClassifier(backbone, preprocessor, label_names)`), or from a run directory
+    (`TextClassifier.from_run`). Called on token ids it returns the backbone's probabilities;
+    `fit`, `evaluate`, `predict` and `predict_labels` take texts.
+
+    Args:
+        backbone: a `keras.Model` from token ids `[batch, time]` to probabilities
+            `[batch, len(label_names)]`, as `seqclf.models.build_classifier` builds.
+        preprocessor: the `TextPreprocessor` that makes those ids.
+        label_names: the class names, in the backbone's output order.
+        settings: what the classifier was built with (`TrainConfig` fields), written into a run
+            directory's `config.json` by `save_run`.
+    """
+
+    def __init__(self, backbone, preprocessor, label_names, settings=None, **kwargs):
+        label_names = list(label_names)
+        if (not label_names or not all(isinstance(n, str) for n in label_names)
+                or len(set(label_names)) != len(label_names)):
+            raise SeqclfError(
+                f"`label_names` must be distinct strings. Received: label_names={label_names!r}"
+            )
+        if backbone.output_shape[-1] != len(label_names):
+            raise SeqclfError(
+                "The backbone's output size must equal the number of labels. Received: "
+                f"backbone.output_shape={backbone.output_shape}, "
+                f"len(label_names)={len(label_names)}"
+            )
+        if not isinstance(preprocessor, TextPreprocessor):
+            raise SeqclfError(
+                "`preprocessor` must be a seqclf.models.TextPreprocessor. "
+                f"Received: preprocessor={type(preprocessor).__name__}"
+            )
+        # The backbone's own graph, not a call of it as one layer: the task's layers are the
+        # backbone's (embedding, recurrent layers, head), which per-layer tools such as
+        # `GradientStats` and `timestep_gradient_norms` read.
+        super().__init__(backbone.input, backbone.output, **kwargs)
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self._label_names = tuple(label_names)
+        self._settings = dict(settings or {})
+
+    @property
+    def label_names(self):
+        return list(self._label_names)
+
+    @property
+    def settings(self):
+        return dict(self._settings)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(cls, texts, labels, *, label_names=None, model="lstm", recipe="auto",
+                   batch_size=32, embeddings=None, **settings):
+        """A classifier for these training texts, its preprocessor adapted on them.
+
+        `labels` are class ids (into `label_names`, default "0", "1", ...) or label names
+        (`label_names` default: their sorted distinct values). The recipe (`"auto"` or
+        `"fixed"`, see `seqclf.recipe`) fills each of its settings not given here
+        (`max_tokens`, `max_length`, `pooling`, `dropout`, `ngram_buckets`, ...);
+        `settings` also takes the `build_classifier` options (`units`, `embedding_dim`, `layers`,
+        `bidirectional`, `lstm_init`, `forget_bias`, `seed`). `embeddings` is a
+        `[vocab_size, embedding_dim]` array or a function of the vocabulary returning one.
+        The recipe's choices and reasons are in `settings["recipe_record"]`; its `epochs`
+        are a suggestion for `fit`.
+        """
+        from seqclf.recipe import RECIPE_FIELDS
+
+        texts = string_values(texts)
+        labels, label_names = _label_ids(labels, label_names)
+        fields = {k: settings.pop(k, None) for k in RECIPE_FIELDS}
+        defaults = {"embedding_dim": 64, "units": 64, "layers": 1, "seed": 0}
+        settings = {**defaults, **settings, "model": model, "batch_size": batch_size}
+        class_counts = np.bincount(labels, minlength=len(label_names))
+        values, preprocessor, record, _ = adapt_with_recipe(
+            texts, class_counts, {**settings, **fields}, recipe
+        )
+        if callable(embeddings):
+            embeddings = embeddings(preprocessor.vocabulary)
+        backbone = backbone_from_settings(
+            values, vocab_size=preprocessor.vocabulary_size, num_classes=len(label_names),
+            embeddings=embeddings,
+            ngram_idf=(ngram_idf_from_texts(preprocessor, texts, values["ngram_buckets"])
+                       if values.get("ngram_buckets") else None),
+        )
+        return cls(backbone, preprocessor, label_names,
+                   settings={**values, "recipe": recipe, "recipe_record": record})
+
+    @classmethod
+    def from_run(cls, run_dir):
+        """The classifier a run directory holds (`seqclf train`'s or `save_run`'s)."""
+        from seqclf.run_dir import RunDir
+
+        run = RunDir(run_dir)
+        config = run.read_config(finished_model=True)
+        preprocessor = TextPreprocessor(run.read_vocabulary(), config["max_length"])
+        return cls(run.load_model(), preprocessor, config["label_names"], settings=config)
+
+    def save_run(self, run_dir):
+        """Writes `config.json`, `vocabulary.txt` and `model.keras` (the backbone) into `run_dir`,
+        the run-directory format `seqclf train` writes and `from_run`, `seqclf evaluate`,
+        `predict` and `export` read."""
+        from seqclf.run_dir import RunDir
+
+        run = RunDir(run_dir)
+        run.write_config(self.run_config())
+        run.write_vocabulary(self.preprocessor.vocabulary)
+        run.save_model(self.backbone)
+        return run_dir
+
+    def run_config(self):
+        """What `save_run` writes as `config.json`: the settings, label names and sizes."""
+        return {**self._settings, "label_names": self.label_names,
+                "max_length": self.preprocessor.max_length,
+                "vocab_size": self.preprocessor.vocabulary_size, "seqclf_format": 1}
+
+    def export(self, base_path, version=None, name=None, validate=True):
+        """Exports for TensorFlow Serving to `base_path/<version>/` (`export_saved_model`:
+        predict and classify signatures, warmup requests, C-API validation, atomic publication);
+        returns the version directory."""
+        from seqclf.serving.export import export_saved_model
+
+        return export_saved_model(self.backbone, self.preprocessor, self.label_names,
+                                  self.preprocessor.max_length, base_path, version=version,
+                                  name=name, validate=validate)
+
+    # --- Keras --------------------------------------------------------------------------------
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", *, steps_per_execution=16,
+                **kwargs):
+        """Keras' `compile`; `"auto"`: LazyAdam at 3e-3 with `clipnorm=1.0`, sparse categorical
+        cross-entropy, accuracy, 16 steps per execution (`seqclf train`'s defaults)."""
+        from seqclf.optimizers import make_optimizer
+
+        if optimizer == "auto":
+            optimizer = make_optimizer("lazy_adam", 3e-3, clipnorm=1.0)
+        super().compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy" if loss == "auto" else loss,
+            metrics=["accuracy"] if metrics == "auto" else metrics,
+            steps_per_execution=steps_per_execution,
+            **{**compile_options(optimizer), **kwargs},
+        )
+
+    def compile_from_config(self, config):
+        # Keras skips this for a model whose `compile` is overridden; this one takes Keras' own
+        # arguments, so a loaded `.keras` file comes back compiled (optimizer state included).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def text_dataset(self, x, y=None, *, batch_size=32, shuffle=False, seed=0, bucketing=True,
+                     batch_tokens=None):
+        """Texts (and labels: ids or names) → `seqclf.data.make_dataset`'s batches of ids."""
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise SeqclfError("A dataset carries its labels: give no `y` with it. "
+                                  f"Received: y={type(y).__name__}")
+            x, y = _from_dataset(x)
+        texts = string_values(x)
+        if y is None:
+            labels = np.zeros(len(texts), "int64")
+        else:
+            labels, _ = _label_ids(y, self.label_names)
+        return make_dataset(texts, labels, self.preprocessor.tokenizer,
+                            max_length=self.preprocessor.max_length, batch_size=batch_size,
+                            shuffle=shuffle, seed=seed, bucketing=bucketing,
+                            batch_tokens=batch_tokens)
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, *, validation_data=None, seed=0,
+            batch_tokens=None, **kwargs):
+        """Keras' `fit` on texts: `x` texts and `y` labels (ids or names), or a `tf.data.Dataset`
+        of `(text, label)`; `validation_data` likewise, as a pair or a dataset. The training
+        data is reshuffled every epoch (seeded by `seed`) and batched by length."""
+        if validation_data is not None:
+            val_x, val_y = (validation_data if isinstance(validation_data, (tuple, list))
+                            else (validation_data, None))
+            if _is_text(val_x):
+                validation_data = self.text_dataset(val_x, val_y, batch_size=batch_size or 32)
+        if _is_text(x):
+            x = self.text_dataset(x, y, batch_size=batch_size or 32, shuffle=True, seed=seed,
+                                  batch_tokens=batch_tokens)
+            y = batch_size = None
+            kwargs["shuffle"] = False  # the dataset reshuffles itself
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                           validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras' `evaluate`; texts (with labels) go through the pipeline first."""
+        if _is_text(x):
+            x = self.text_dataset(x, y, batch_size=batch_size or 32)
+            y = batch_size = None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras' `predict`: probabilities `[n, len(label_names)]`, in the order of `x`.
+
+        Texts are classified in order of byte length, so that batches of similar texts are
+        padded less (masking makes padding irrelevant to the result), then put back in order.
+        """
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset) and _is_text(x):
+            x, _ = _from_dataset(x)
+        if not _is_text(x):
+            if isinstance(x, (list, tuple)) and not x:
+                return np.zeros((0, len(self._label_names)), "float32")
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        values = string_values(x)
+        order = np.argsort([len(v) for v in values], kind="stable")
+        ds = self.text_dataset(values[order], batch_size=batch_size or 64, bucketing=False)
+        kwargs.setdefault("verbose", 0)
+        sorted_probs = super().predict(ds.map(lambda ids, _: ids), **kwargs)
+        probs = np.empty_like(sorted_probs)
+        probs[order] = sorted_probs
+        return probs
+
+    def predict_labels(self, texts, batch_size=None):
+        """The most probable label name of each text."""
+        if isinstance(texts, (str, bytes)):
+            # Iterating one string would classify each of its characters.
+            raise SeqclfError(f"`texts` must be a list of texts. Received: texts={texts!r:.80}")
+        probs = self.predict(list(texts), batch_size=batch_size)
+        return [self._label_names[k] for k in np.argmax(probs, axis=1)]
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "label_names": self.label_names,
+            "settings": self._settings,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "preprocessor"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _label_ids(labels, label_names=None):
+    """`(ids, label_names)` of labels given as class ids or as label names."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.dtype.kind in "OSU":
+        from seqclf.data.text_data import label_mapping
+
+        names = [x.decode() if isinstance(x, bytes) else str(x) for x in labels]
+        label_names = list(label_names) if label_names is not None else sorted(set(names))
+        label_mapping("labels", set(names), label_names)  # names unknown there are an error
+        index = {n: i for i, n in enumerate(label_names)}
+        return np.array([index[n] for n in names], "int64"), label_names
+    if labels.dtype.kind not in "iu":
+        raise SeqclfError(
+            f"`labels` must be class ids or label names. Received: dtype={labels.dtype}"
+        )
+    ids = labels.astype("int64")
+    if label_names is None:
+        label_names = [str(i) for i in range(int(ids.max()) + 1 if len(ids) else 0)]
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(label_names)):
+        raise SeqclfError(
+            f"Class ids must index the {len(label_names)} label names. "
+            f"Received: ids from {ids.min()} to {ids.max()}"
+        )
+    return ids, list(label_names)
+
+
+def adapt_with_recipe(texts, class_counts, values, recipe, n_train=None):
+    """The recipe's pass over the training texts: `(values, preprocessor, record, lengths)`.
+
+    The whole vocabulary first, since the recipe reads its counts; it is then cut to the
+    resolved `max_tokens` (the most frequent tokens, as adapting with `max_tokens` keeps).
+    `values` are `TrainConfig` fields (recipe fields at None are the recipe's to fill);
+    `record` holds the statistics the recipe read, what it chose and why; `lengths` the tokens
+    of each text (before truncation). `texts` may be a
+    sample of the training data (streamed files): `n_train` is then its true size.
+    """
+    from seqclf.recipe import data_stats, resolve
+
+    full = TextPreprocessor.from_texts(texts, max_tokens=None)
+    lengths, counts = full.token_counts(texts)
+    stats = data_stats(class_counts, lengths, counts[2:], n_train=n_train or len(texts))
+    values, choices, why = resolve(values, recipe, stats)
+    vocabulary = full.vocabulary[: values["max_tokens"]]
+    preprocessor = TextPreprocessor(vocabulary, values["max_length"])
+    record = {"inputs": stats.as_dict(), "choices": choices, "why": why}
+    return values, preprocessor, record, lengths

@@ -1,0 +1,479 @@
+"""The stages of `seqclf.run.train`: set-up, data, model and optimizer, datasets, callbacks,
+fit, and writing the run directory (`seqclf.run_dir.RunDir`).
+
+Each stage is a function of what the earlier ones decided; `seqclf.run.train` calls them in
+order. The on-disk format and the resume rules are described in `seqclf.run`.
+"""
+
+import atexit
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+
+import keras
+import numpy as np
+
+from seqclf._io import remove_stale_temporaries
+from seqclf.callbacks.run_backup import RunBackup
+from seqclf.data import load_spec, make_dataset, parse_spec
+from seqclf.data.pipeline import bucket_batch_sizes, bucket_boundaries
+from seqclf.distribute import (
+    build_before_fit,
+    distribute_dataset,
+    is_chief,
+    make_strategy,
+    shard_by_data,
+)
+from seqclf.errors import SeqclfError
+from seqclf.models import TextClassifier, compile_classifier
+from seqclf.models.text_classifier import (
+    adapt_with_recipe,
+    backbone_from_settings,
+    ngram_idf_from_texts,
+)
+from seqclf.names import LR_SCHEDULES
+from seqclf.optimizers import make_optimizer
+from seqclf.recipe import RECIPE_FIELDS, RECIPES
+from seqclf.run_dir import RunDir
+
+# "plateau": constant until val_loss stops improving for an epoch, then x0.3 each time (Keras'
+# ReduceLROnPlateau): the decay follows the epochs actually run, which early stopping decides.
+PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 1, 1e-5
+
+
+
+# Settings that do not change what is trained: a resume may give other values.
+_RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
+
+
+def _check_same_config(out, saved, given):
+    missing = object()
+    differing = sorted(
+        k for k in given
+        if k not in _RESUME_FREE_FIELDS and saved.get(k, missing) != given[k]
+    )
+    if differing:
+        def listed(values):
+            return ", ".join(f"{k}={values.get(k)!r}" for k in differing)
+
+        raise SeqclfError(
+            f"{out} holds an unfinished run with other settings ({listed(saved)}); to resume it "
+            f"give the same settings, or choose another --out. Received: {listed(given)}"
+        )
+
+
+def _default_val_spec(data_spec):
+    """The validation split of a word_order/tfds spec, or None for files (hold out instead)."""
+    parsed = parse_spec(data_spec)
+    if parsed.kind == "file":
+        return None
+    base = data_spec.rsplit(":", 1)[0] if parsed.split else data_spec
+    return f"{base}:validation"
+
+
+def _say(config, message):
+    if not config.quiet:
+        print(message, flush=True)
+
+
+@contextlib.contextmanager
+def _quiet_end_of_data():
+    # Token-budget batches (`batch_tokens`) leave their number undeclared, so Keras warns at every
+    # epoch end that the input "ran out of data"; that is how such an epoch ends, not a problem.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        yield
+
+
+@contextlib.contextmanager
+def data_errors():
+    # A SeqclfError raised while tf.data reads a stream (its file changed since it was opened)
+    # reaches Keras as a TensorFlow error carrying the message: raise it as itself, so that the
+    # CLI prints that one line rather than a stack trace. Only `fit` reads streams: `evaluate`
+    # and `predict` build in-memory datasets.
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as e:
+        found = re.search(r"SeqclfError: (.+)", str(e))
+        if found is None:
+            raise
+        raise SeqclfError(found.group(1).strip()) from e
+
+
+def _worker_dir():
+    """Where a non-chief worker writes its copy of a run: a temporary directory removed at the
+    end (at exit at the latest), or `$SEQCLF_WORKER_DIR`, kept, to inspect a worker's result."""
+    keep = os.environ.get("SEQCLF_WORKER_DIR")
+    if keep:
+        return keep
+    path = tempfile.mkdtemp(prefix="seqclf-worker-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _probe_batch(data, vectorizer, config, size=64):
+    """A seeded sample of `size` validation texts, as ids and labels, for `PositionProbe`."""
+    rng = np.random.default_rng(config.seed)
+    texts, labels = data.texts, data.labels  # a streamed file's: its bounded sample
+    pick = np.sort(rng.choice(len(texts), min(size, len(texts)), replace=False))
+    ds = make_dataset(texts[pick], labels[pick], vectorizer, max_length=config.max_length,
+                      batch_size=len(pick), bucketing=False)
+    x, y = next(iter(ds))
+    return x.numpy(), y.numpy()
+
+
+def _tensorboard_callback(log_dir):
+    try:
+        import tensorboard  # noqa: F401  (tf.summary's writers for Keras' callback live there)
+    except ImportError:
+        raise SeqclfError(
+            "--tensorboard needs the tensorboard package: pip install 'seqclf[tensorboard]'. "
+            f"Received: tensorboard={log_dir!r}"
+        ) from None
+    # Epoch metrics (train/ and validation/) and the learning rate (`epoch_learning_rate`); no
+    # graph: writing it traces the train function once more.
+    return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
+
+
+def _check_config(config):
+    """Settings that are wrong whatever the data: refused before any work."""
+    if config.lr_schedule is not None and config.lr_schedule not in LR_SCHEDULES:
+        raise SeqclfError(
+            f"Unknown learning-rate schedule. Expected one of: {', '.join(LR_SCHEDULES)}. "
+            f"Received: lr_schedule={config.lr_schedule!r}"
+        )
+    if config.epochs is not None and config.epochs < 1:
+        raise SeqclfError(f"`epochs` must be at least 1. Received: epochs={config.epochs}")
+    if config.recipe not in RECIPES:
+        raise SeqclfError(
+            f"Unknown recipe. Expected one of: {', '.join(RECIPES)}. "
+            f"Received: recipe={config.recipe!r}"
+        )
+    if config.model == "bow" and config.pooling not in (None, "last"):
+        raise SeqclfError(
+            "--pooling applies to recurrent models; --model bow always averages its embeddings. "
+            f"Received: pooling={config.pooling!r}, model='bow'"
+        )
+    if config.ngram_buckets is not None and (
+        isinstance(config.ngram_buckets, bool) or not isinstance(config.ngram_buckets, int)
+        or config.ngram_buckets < 0
+    ):
+        raise SeqclfError(
+            "--ngram-buckets must be a non-negative integer (0: no n-gram path). "
+            f"Received: ngram_buckets={config.ngram_buckets!r}"
+        )
+
+
+def _make_optimizer(config, learning_rate=None):
+    return make_optimizer(
+        config.optimizer, learning_rate or config.learning_rate, clipnorm=config.clipnorm,
+        global_clipnorm=config.global_clipnorm, clipvalue=config.clipvalue,
+    )
+
+
+@dataclasses.dataclass
+class _Setup:
+    """What the set-up stage decides: the strategy, the run directory and its resume state."""
+
+    config: object  # seqclf.run.TrainConfig
+    strategy: object
+    chief: bool
+    run: RunDir
+    optimizer: object
+    saved_config: dict | None
+
+
+def setup_stage(config):
+    """Checks the settings, makes the strategy and the optimizer, and prepares the run directory
+    (refusing a finished run, checking a resumed one's settings)."""
+    config = dataclasses.replace(config)
+    _check_config(config)
+    # Before any other TensorFlow work: MultiWorkerMirroredStrategy configures collective ops,
+    # which TensorFlow allows only before the process runs its first op.
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    if not chief:
+        # Every worker runs the whole program (collectives, saving included, need them all),
+        # but only the chief writes the run directory; the others write a scratch copy.
+        config.out = _worker_dir()
+        config.quiet = True
+    if strategy.num_replicas_in_sync > 1 and config.steps_per_execution > 1:
+        # Keras 3's multi-step train loop fails under multi-replica strategies ("You must feed a
+        # value for placeholder tensor", keras-team/keras#19246): one step per execution.
+        config.steps_per_execution = 1
+    # Built first so bad optimizer arguments fail before any time is spent on data; in the
+    # strategy's scope because its variables (iterations, learning rate) are replicated.
+    with strategy.scope():
+        optimizer = _make_optimizer(config)
+    out = config.out
+    run = RunDir(out)
+    if run.is_finished():
+        raise SeqclfError(
+            f"{out} already holds a finished run; choose another --out. Received: out={out!r}"
+        )
+    os.makedirs(out, exist_ok=True)
+    saved_config = run.unfinished_config()
+    if saved_config is not None:
+        # Checked before any time is spent on data; the resolved fields (validation spec,
+        # labels, vocabulary size) are checked again once known.
+        # Recipe fields left to the recipe are compared once resolved (below).
+        given = {k: v for k, v in dataclasses.asdict(config).items()
+                 if k != "val" and not (k in RECIPE_FIELDS and v is None)}
+        _check_same_config(out, saved_config, given)
+        if config.strategy == "multi_worker":
+            # Only the chief has the backup: restoring it on the chief alone would leave the
+            # workers training different weights.
+            raise SeqclfError(
+                f"{out} holds an unfinished multi-worker run; resuming one is not supported "
+                "(the other workers cannot restore its backup). Choose another --out. "
+                f"Received: out={out!r}, strategy='multi_worker'"
+            )
+    # Left by a writer killed between its temporary file and the rename (backup/ cleans itself).
+    remove_stale_temporaries(out)
+    keras.utils.set_random_seed(config.seed)
+    return _Setup(config, strategy, chief, run, optimizer, saved_config)
+
+
+def data_stage(config):
+    """`(train_data, val_data, val_spec)`: the validation data is `--val`, the dataset's own
+    validation split, or a held-out fraction of the training data."""
+    train_data = load_spec(
+        config.data, data_dir=config.data_dir, text_column=config.text_column,
+        label_column=config.label_column, quiet=config.quiet, stream=config.stream,
+    )
+    if train_data.num_classes < 2:
+        raise SeqclfError(
+            f"{train_data.source}: training needs at least 2 classes. "
+            f"Received: labels {train_data.label_names}"
+        )
+    val_spec = config.val or _default_val_spec(config.data)
+    val_data = None
+    if val_spec is not None:
+        try:
+            val_data = load_spec(
+                val_spec, data_dir=config.data_dir, text_column=config.text_column,
+                label_column=config.label_column, label_names=train_data.label_names,
+                quiet=config.quiet, stream=config.stream,
+            )
+        except SeqclfError:
+            if config.val:
+                raise
+            # Otherwise the dataset has no validation split: one is held out below.
+    if val_data is None:
+        train_data, val_data = train_data.split(config.val_fraction, seed=config.seed)
+        val_spec = f"{config.val_fraction:.0%} of {config.data} held out (seed {config.seed})"
+    for what, d in (("training", train_data), ("validation", val_data)):
+        if d.skipped:
+            _say(config, f"{what} data {d.source}: skipped {d.skipped}")
+    return train_data, val_data, val_spec
+
+
+@dataclasses.dataclass
+class _Model:
+    """What the model stage builds: the resolved config, the classifier and batching figures."""
+
+    config: object  # resolved: the recipe's fields filled in
+    classifier: TextClassifier
+    record: dict  # the recipe's inputs, choices and reasons
+    lengths: np.ndarray  # tokens per training text (of a streamed file's sample)
+    truncated: int
+    boundaries: list | None
+    steps_per_epoch: int
+
+
+def model_stage(setup, train_data, val_spec):
+    """The recipe, the preprocessor adapted on the training texts, the compiled backbone."""
+    config, strategy = setup.config, setup.strategy
+    class_counts = getattr(train_data, "class_counts", None)
+    if class_counts is None:
+        class_counts = np.bincount(train_data.labels, minlength=train_data.num_classes)
+    values, preprocessor, record, lengths = adapt_with_recipe(
+        train_data.texts, class_counts, dataclasses.asdict(config), config.recipe,
+        n_train=len(train_data),
+    )
+    config = dataclasses.replace(config, **values)
+    _say(config, f"recipe {config.recipe}: " + "; ".join(record["why"]))
+    vocabulary = preprocessor.vocabulary
+    # Streamed data: lengths of its bounded sample, scaled to the whole (exact in memory).
+    truncated = round((lengths > config.max_length).sum() * len(train_data)
+                      / max(len(lengths), 1))
+    if truncated:
+        _say(config, f"{truncated} of {len(train_data)} training texts are longer than "
+                     f"max_length={config.max_length} tokens and were truncated")
+    embeddings = None
+    if config.embeddings:
+        from seqclf.embeddings import load_word_vectors
+
+        embeddings, found = load_word_vectors(config.embeddings, vocabulary, config.embedding_dim)
+        _say(config, f"pretrained vectors for {found} of {len(vocabulary)} vocabulary tokens")
+
+    # Model, optimizer and compiled metrics in the strategy's scope: their variables are
+    # replicated (across workers, initial values are broadcast from the first worker).
+    with strategy.scope():
+        backbone = backbone_from_settings(
+            values, vocab_size=len(vocabulary), num_classes=train_data.num_classes,
+            embeddings=embeddings,
+            ngram_idf=(ngram_idf_from_texts(preprocessor, train_data.texts, config.ngram_buckets)
+                       if config.ngram_buckets else None),
+        )
+        # One length pass serves the truncation count above and, with batch_tokens, the bucket
+        # boundaries and the number of steps per epoch (which a cosine schedule needs).
+        boundaries = None
+        steps_per_epoch = -(-len(train_data) // config.batch_size)  # sorted pools: full batches
+        if config.batch_tokens is not None:
+            effective = np.clip(lengths, 1, config.max_length)
+            boundaries = bucket_boundaries(effective)
+            per_bucket = np.bincount(np.digitize(effective, boundaries))
+            per_bucket = per_bucket * (len(train_data) / len(effective))  # sample -> whole
+            sizes = bucket_batch_sizes(boundaries, config.batch_size, config.batch_tokens)
+            steps_per_epoch = int(np.ceil(per_bucket / np.array(sizes[: len(per_bucket)])).sum())
+        optimizer = setup.optimizer
+        if config.lr_schedule == "cosine":
+            steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)
+            optimizer = _make_optimizer(config, keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=steps_per_epoch * config.epochs
+            ))
+        # The backbone is what trains (the callbacks read its layers); the classifier holds it
+        # with the preprocessor and the label names.
+        compile_classifier(backbone, optimizer, steps_per_execution=config.steps_per_execution)
+    settings = {**dataclasses.asdict(config), "val": val_spec}
+    classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
+    return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch)
+
+
+def datasets_stage(setup, built, train_data, val_data):
+    """The training and validation datasets of ids, placed for the strategy."""
+    config, strategy = built.config, setup.strategy
+    model, tokenizer = built.classifier.backbone, built.classifier.preprocessor.tokenizer
+    # TextData.dataset is make_dataset; StreamedTextData.dataset reads the file each epoch.
+    train_ds = train_data.dataset(
+        tokenizer, max_length=config.max_length, batch_size=config.batch_size, shuffle=True,
+        seed=config.seed, boundaries=built.boundaries, batch_tokens=config.batch_tokens,
+    )
+    val_ds = val_data.dataset(
+        tokenizer, max_length=config.max_length, batch_size=config.batch_size,
+        boundaries=built.boundaries,
+    )
+    # Every worker runs the same seeded pipeline (in memory or streamed, same batches in the same
+    # order) and keeps its replicas' share of each global batch (see seqclf.distribute); no-ops
+    # under the default strategy.
+    build_before_fit(model, strategy, train_ds.element_spec)
+    return distribute_dataset(strategy, train_ds), shard_by_data(val_ds)
+
+
+def write_start_stage(setup, built):
+    """`config.json` (with the recipe's record) and `vocabulary.txt`, before training."""
+    resolved = built.classifier.run_config()
+    if setup.saved_config is not None:
+        _check_same_config(setup.run.path, setup.saved_config, resolved)
+    setup.run.write_config({**resolved, "recipe_record": built.record})
+    setup.run.write_vocabulary(built.classifier.preprocessor.vocabulary)
+
+
+def callbacks_stage(setup, built, val_data):
+    """`(callbacks, backup)`: early stopping, the schedule, progress, TensorBoard, gradient
+    statistics, the position probe and, last, the backup that makes the run resumable."""
+    config, run = built.config, setup.run
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=config.patience, restore_best_weights=True
+    )
+    callbacks = [early_stopping]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE,
+            min_lr=PLATEAU_MIN_LR, verbose=0,
+        ))
+    if not config.quiet:
+        from seqclf.callbacks.progress import StepProgress
+
+        # Instead of Keras' bar, which counts whole executions of steps_per_execution steps
+        # (see seqclf.callbacks.progress); the estimate serves epochs of undeclared length.
+        steps = built.steps_per_epoch
+        callbacks.append(StepProgress(expected_steps=min(steps, config.steps_per_epoch or steps)))
+    # Only the chief writes TensorBoard logs; the other workers would repeat its figures.
+    tensorboard = config.tensorboard if setup.chief else None
+    if tensorboard:
+        callbacks.append(_tensorboard_callback(tensorboard))
+    grad_stats = None
+    if config.gradient_stats:
+        from seqclf.callbacks import GradientStats
+
+        # Every worker runs it (its all-reduce needs them all); only the chief logs it. Beside
+        # Keras' train/ and validation/ runs: one writer per folder, as TensorBoard expects.
+        grad_stats = GradientStats(
+            frequency=config.gradient_stats,
+            log_dir=os.path.join(tensorboard, "gradients") if tensorboard else None,
+        )
+        callbacks.append(grad_stats)
+    if setup.chief:
+        from seqclf.callbacks.position_probe import PositionProbe
+
+        # For gradients_by_position.png: how far back the gradient reaches, epoch by epoch.
+        probe = _probe_batch(val_data, built.classifier.preprocessor.tokenizer, config)
+        callbacks.append(PositionProbe(*probe, run.file(RunDir.GRADIENTS_BY_POSITION)))
+    # Last: it saves the state the callbacks above reached at each epoch end (see its docstring).
+    backup = RunBackup(
+        run.backup_dir, history_path=run.file(RunDir.HISTORY), early_stopping=early_stopping,
+        gradient_stats=grad_stats,
+        gradient_stats_path=run.file(RunDir.GRADIENT_STATS) if grad_stats else None,
+    )
+    callbacks.append(backup)
+    return callbacks, backup
+
+
+def fit_stage(built, train_ds, val_ds, callbacks, backup):
+    """Trains (resuming from the backup if there is one); returns the training seconds."""
+    config = built.config
+    state = backup.read_state()
+    if state is not None:
+        _say(config, f"resuming {config.out} at epoch {state['epoch'] + 1} of {config.epochs} "
+                     f"(restoring the backup of epoch {state['epoch']})")
+    start = time.perf_counter()
+    with _quiet_end_of_data(), data_errors():
+        built.classifier.backbone.fit(
+            train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+            verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
+            steps_per_epoch=config.steps_per_epoch,
+        )
+    return backup.previous_seconds + time.perf_counter() - start
+
+
+def write_results_stage(setup, built, backup, train_seconds, train_data, val_data):
+    """`model.keras` and `metrics.json` (which marks the run finished), then the plots."""
+    config, run, chief = built.config, setup.run, setup.chief
+    run.save_model(built.classifier.backbone)
+    # The backup's history covers the epochs of earlier segments of a resumed run too.
+    val_acc = [row["val_accuracy"] for row in backup.history]
+    best = int(np.argmax(val_acc))
+    metrics = {
+        "val_accuracy": float(val_acc[best]),
+        "val_loss": float(backup.history[best]["val_loss"]),
+        "best_epoch": best + 1,
+        "epochs": len(val_acc),
+        "train_seconds": round(train_seconds, 2),
+        "n_train": len(train_data),
+        "n_val": len(val_data),
+        "truncated_train_texts": built.truncated,
+        "skipped": {"train": train_data.skipped, "val": val_data.skipped},
+        "replicas": setup.strategy.num_replicas_in_sync,
+    }
+    run.write_metrics(metrics)
+    # Only now: a crash before metrics.json is written still finds the backup and resumes.
+    backup.delete()
+    if chief:
+        from seqclf.plotting import plot_run
+
+        plots = plot_run(run.path)
+        _say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
+    _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}); run in "
+                 f"{run.path}")
+    if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
+        shutil.rmtree(run.path, ignore_errors=True)
+    return metrics
