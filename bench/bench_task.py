@@ -10,31 +10,75 @@ from the same seed:
 * task: `TextClassifier.from_texts(..., recipe="fixed")`, `compile` with the CLI's cosine
   schedule, `fit(texts, labels, validation_data=...)` with the same early stopping.
 
-It prints one JSON line per path: the best epoch's `val_accuracy`, the epochs run and seconds per
-epoch (total training time over epochs: the first epoch's tracing and cache fill included alike).
+It prints one JSON line per run: the best epoch's `val_accuracy`, the epochs run, and each
+epoch's wall and process-CPU seconds, timed by the same callback in both paths (validation
+included; the CLI's `fit` gets it through a wrapper of `keras.Model.fit`, since `seqclf train`
+takes no callbacks). The first epoch (tracing, cache fill) is reported apart from the warm
+ones. With several seeds the two paths alternate (cli first on even seeds, task first on odd
+ones) and a last line gives the medians and the task/cli ratios of warm-epoch seconds.
 
-    python bench/bench_task.py [--data ../shared/data/sst2/train.tsv] [--epochs 3] [--seed 0]
+    python bench/bench_task.py --data ../shared/data/sst2/train.tsv \
+        --val ../shared/data/sst2/dev.tsv --seeds 0,1,2
 """
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import statistics
 import tempfile
 import time
+
+import keras
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall and process-CPU seconds of every epoch (its validation included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.wall, self.cpu = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(time.process_time() - self._start[1])
+
+    def figures(self):
+        warm = slice(1, None) if len(self.wall) > 1 else slice(None)
+        return {"first_epoch_seconds": self.wall[0],
+                "warm_epoch_seconds": statistics.median(self.wall[warm]),
+                "warm_epoch_cpu_seconds": statistics.median(self.cpu[warm])}
+
+
+@contextlib.contextmanager
+def timed_fit(timer):
+    """Every `keras.Model.fit` in the block also gets `timer` (instrumentation for `train`)."""
+    original = keras.Model.fit
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        return original(self, *args, callbacks=[*(callbacks or []), timer], **kwargs)
+
+    keras.Model.fit = fit
+    try:
+        yield
+    finally:
+        keras.Model.fit = original
 
 
 def run_cli(config):
     from seqclf.run import train
 
-    metrics = train(config)
+    timer = EpochTimer()
+    with timed_fit(timer):
+        metrics = train(config)
     return {"path": "cli", "val_accuracy": metrics["val_accuracy"], "epochs": metrics["epochs"],
-            "seconds_per_epoch": metrics["train_seconds"] / metrics["epochs"]}
+            **timer.figures()}
 
 
 def run_task(config):
-    import dataclasses
-
-    import keras
-
     from seqclf.models import TextClassifier
     from seqclf.optimizers import make_optimizer
     from seqclf.training import data_stage
@@ -56,14 +100,12 @@ def run_task(config):
     ), steps_per_execution=config.steps_per_execution)
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
                                          patience=model.settings["patience"])
-    start = time.perf_counter()
+    timer = EpochTimer()
     history = model.fit(train.texts, train.labels, validation_data=(val.texts, val.labels),
                         epochs=epochs, batch_size=config.batch_size, seed=config.seed,
-                        callbacks=[stop], verbose=0).history
-    seconds = time.perf_counter() - start
+                        callbacks=[stop, timer], verbose=0).history
     return {"path": "task", "val_accuracy": max(history["val_accuracy"]),
-            "epochs": len(history["val_accuracy"]),
-            "seconds_per_epoch": seconds / len(history["val_accuracy"])}
+            "epochs": len(history["val_accuracy"]), **timer.figures()}
 
 
 def main(argv=None):
@@ -72,16 +114,34 @@ def main(argv=None):
     p.add_argument("--val", help="validation data spec (default: as `seqclf train`)")
     p.add_argument("--data-dir")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     args = p.parse_args(argv)
 
     from seqclf.run import fixed_config
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = fixed_config(data=args.data, val=args.val, data_dir=args.data_dir,
-                              epochs=args.epochs, seed=args.seed, out=f"{tmp}/run", quiet=True)
-        for result in (run_cli(config), run_task(config)):
-            print(json.dumps(result, sort_keys=True), flush=True)
+    runs = []
+    for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = fixed_config(data=args.data, val=args.val, data_dir=args.data_dir,
+                                  epochs=args.epochs, seed=seed, out=f"{tmp}/run", quiet=True)
+            order = (run_cli, run_task) if i % 2 == 0 else (run_task, run_cli)
+            for run in order:
+                keras.backend.clear_session()
+                result = {"seed": seed, **run(dataclasses.replace(config))}
+                runs.append(result)
+                print(json.dumps(result, sort_keys=True), flush=True)
+    summary = {}
+    for key in ("val_accuracy", "first_epoch_seconds", "warm_epoch_seconds",
+                "warm_epoch_cpu_seconds"):
+        for path in ("cli", "task"):
+            summary[f"{path} {key} median"] = statistics.median(
+                r[key] for r in runs if r["path"] == path)
+        if key != "val_accuracy":
+            summary[f"task/cli {key} (median of per-seed ratios)"] = statistics.median(
+                t[key] / c[key] for t, c in zip(
+                    (r for r in runs if r["path"] == "task"),
+                    (r for r in runs if r["path"] == "cli"), strict=True))
+    print(json.dumps({"summary": summary}, sort_keys=True), flush=True)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ def jobs(datasets, models, mode, variants=None):
     return out
 
 
-def _key(r):
+def result_key(r):
     return (r["dataset"], r["split"], r["model"], r["mode"], r.get("variant", ""))
 
 
@@ -423,8 +423,8 @@ def main(argv=None):
     datasets, models = args.datasets.split(","), args.models.split(",")
     variants = json.loads(args.variants) if args.variants else None
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    done = {_key(r) for r in read_results(args.results) if "error" not in r}
-    todo = [j for j in jobs(datasets, models, args.mode, variants) if _key(j) not in done]
+    done = {result_key(r) for r in read_results(args.results) if "error" not in r}
+    todo = [j for j in jobs(datasets, models, args.mode, variants) if result_key(j) not in done]
     print(f"{len(todo)} runs to do ({len(done)} already in {args.results})", flush=True)
     if todo and not args.table_only:
         run_all(todo, args.results, args.workers)

@@ -367,29 +367,29 @@ def plot_run(run_dir):
     `gradients.png` from `gradient_stats.csv` (runs with `--gradient-stats`);
     `gradients_by_position.png` from `gradients_by_position.csv` (recurrent models).
     """
-    run_dir = os.fspath(run_dir)
-    history_path = os.path.join(run_dir, "history.csv")
+    from seqclf.run_dir import RunDir
+
+    run = RunDir(run_dir)
+    history_path = run.file(RunDir.HISTORY)
     if not os.path.exists(history_path):
         raise SeqclfError(
-            f"{run_dir} has no history.csv: not a seqclf run directory, or no epoch has "
-            f"finished yet. Received: {run_dir!r}"
+            f"{run.path} has no {RunDir.HISTORY}: not a seqclf run directory, or no epoch has "
+            f"finished yet. Received: {run.path!r}"
         )
     best_epoch = None
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        import json
-
-        with open(metrics_path, encoding="utf-8") as f:
-            best_epoch = json.load(f).get("best_epoch")
-    written = [os.path.join(run_dir, "curves.png")]
+    if run.is_finished():
+        best_epoch = run.read_metrics().get("best_epoch")
+    written = [run.file(RunDir.CURVES_PLOT)]
     plot_training_curves(pd.read_csv(history_path), path=written[0], best_epoch=best_epoch,
-                         title=f"Training curves: {os.path.basename(os.path.abspath(run_dir))}")
-    for csv, png, plot in (("gradient_stats.csv", "gradients.png", plot_gradient_overview),
-                           ("gradients_by_position.csv", "gradients_by_position.png",
-                            plot_gradients_by_position)):
-        if os.path.exists(os.path.join(run_dir, csv)):
-            path = os.path.join(run_dir, png)
-            plot(load_frame(os.path.join(run_dir, csv)), path=path)
+                         title=f"Training curves: {os.path.basename(os.path.abspath(run.path))}")
+    for csv, png, plot in (
+        (RunDir.GRADIENT_STATS, RunDir.GRADIENTS_PLOT, plot_gradient_overview),
+        (RunDir.GRADIENTS_BY_POSITION, RunDir.GRADIENTS_BY_POSITION_PLOT,
+         plot_gradients_by_position),
+    ):
+        if os.path.exists(run.file(csv)):
+            path = run.file(png)
+            plot(load_frame(run.file(csv)), path=path)
             written.append(path)
     return written
 

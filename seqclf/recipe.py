@@ -39,7 +39,7 @@ RECIPE_FIELDS = tuple(FIXED)
 TARGET_STEPS = 1200
 MIN_EPOCHS, MAX_EPOCHS = 3, 30
 # ... but no more epochs than it takes to read this many tokens (long texts: a step costs ~ its
-# padded length; IMDb CAD at 1,200 steps read 7M tokens in 16 epochs, 6 min on 2 cores).
+# padded length; bench/tune_recipe.md).
 TOKEN_BUDGET = 3_000_000
 # Texts whose median is at least this many tokens are "long": the gradient from the last state
 # reaches their early tokens weakly (docs/recipe.md), so the recurrent outputs are max-pooled.
@@ -113,8 +113,7 @@ def choose(stats, *, batch_size=32, model="lstm"):
                  math.ceil(TOKEN_BUDGET / tokens_per_epoch))
     s["epochs"] = int(np.clip(epochs, MIN_EPOCHS, MAX_EPOCHS))
     # The cosine schedule anneals over all of them and the best epoch's weights are kept:
-    # stopping early would end training at a high learning rate (TREC, inner split: 83.8 with
-    # 10 annealed epochs vs 82.5 stopped at patience 3; bench/tune_recipe.md).
+    # stopping early would end training at a high learning rate (bench/tune_recipe.md).
     s["patience"] = s["epochs"]
     why.append(f"{stats.n_train} examples = {steps_per_epoch} steps/epoch -> {s['epochs']} "
                "epochs, cosine-annealed, best epoch kept")

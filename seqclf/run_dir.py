@@ -30,6 +30,9 @@ class RunDir:
     GRADIENT_STATS = "gradient_stats.csv"
     GRADIENTS_BY_POSITION = "gradients_by_position.csv"
     METRICS = "metrics.json"
+    CURVES_PLOT = "curves.png"
+    GRADIENTS_PLOT = "gradients.png"
+    GRADIENTS_BY_POSITION_PLOT = "gradients_by_position.png"
     EVALUATIONS = "evaluations"
     BACKUP = "backup"
     # What `load_run` and `TextClassifier.from_run` need.
@@ -93,6 +96,11 @@ class RunDir:
         import seqclf.models.classifier  # noqa: F401
 
         return keras.models.load_model(self.file(self.MODEL), compile=False)
+
+    def read_metrics(self):
+        """`metrics.json` of a finished run."""
+        with open(self.file(self.METRICS), encoding="utf-8") as f:
+            return json.load(f)
 
     def write_metrics(self, metrics):
         write_json(self.file(self.METRICS), metrics)

@@ -18,6 +18,7 @@ import warnings
 import keras
 import numpy as np
 
+from seqclf._checks import check_int, check_positive_int
 from seqclf._io import remove_stale_temporaries
 from seqclf.callbacks.run_backup import RunBackup
 from seqclf.data import load_spec, make_dataset, parse_spec
@@ -149,8 +150,7 @@ def _check_config(config):
             f"Unknown learning-rate schedule. Expected one of: {', '.join(LR_SCHEDULES)}. "
             f"Received: lr_schedule={config.lr_schedule!r}"
         )
-    if config.epochs is not None and config.epochs < 1:
-        raise SeqclfError(f"`epochs` must be at least 1. Received: epochs={config.epochs}")
+    check_positive_int("epochs", config.epochs, allow_none=True)
     if config.recipe not in RECIPES:
         raise SeqclfError(
             f"Unknown recipe. Expected one of: {', '.join(RECIPES)}. "
@@ -161,14 +161,7 @@ def _check_config(config):
             "--pooling applies to recurrent models; --model bow always averages its embeddings. "
             f"Received: pooling={config.pooling!r}, model='bow'"
         )
-    if config.ngram_buckets is not None and (
-        isinstance(config.ngram_buckets, bool) or not isinstance(config.ngram_buckets, int)
-        or config.ngram_buckets < 0
-    ):
-        raise SeqclfError(
-            "--ngram-buckets must be a non-negative integer (0: no n-gram path). "
-            f"Received: ngram_buckets={config.ngram_buckets!r}"
-        )
+    check_int("ngram_buckets", config.ngram_buckets, 0, allow_none=True)  # 0: no n-gram path
 
 
 def _make_optimizer(config, learning_rate=None):

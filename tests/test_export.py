@@ -112,7 +112,7 @@ def test_loader_sees_the_same_signatures(harness, exported):
 
 def test_worker_runs_without_site_packages(harness):
     # `-S` keeps site-packages (seqclf, tensorflow's Python package) out of the serving process.
-    assert {"-I", "-S"} <= set(harness._proc.args)
+    assert {"-I", "-S"} <= set(harness.worker_args)
 
 
 # --- numerical conformance ----------------------------------------------------------------------
@@ -346,7 +346,7 @@ def test_failure_after_partial_write_publishes_nothing(run, tmp_path, monkeypatc
         assert os.path.exists(os.path.join(export_dir, "saved_model.pb"))  # partially written
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(export, "_write_warmup", crash)
+    monkeypatch.setattr(export, "write_warmup", crash)
     with pytest.raises(OSError, match="simulated"):
         export.export_saved_model(
             run.model, run.vectorizer, run.label_names, run.max_length, base, version=4
@@ -402,7 +402,7 @@ KILL_SCRIPT = textwrap.dedent(
         print("WRITTEN", flush=True)  # the SavedModel is on disk, the warmup not yet
         time.sleep(600)
 
-    export._write_warmup = hang
+    export.write_warmup = hang
     r = tiny_run()
     export.export_saved_model(r.model, r.vectorizer, r.label_names, r.max_length, sys.argv[1])
     """

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections import deque
 
 import keras
 import numpy as np
@@ -15,6 +14,7 @@ import tensorflow as tf
 
 from seqclf.callbacks import GradientStats
 from seqclf.errors import SeqclfError
+from seqclf.gradients.growth import GrowthMonitor
 
 X = np.array([[1.0, 2.0], [-1.0, 0.5], [3.0, -2.0], [0.0, 1.0]], dtype="float32")
 Y = np.array([[1.0], [0.0], [2.0], [-1.0]], dtype="float32")
@@ -251,7 +251,7 @@ def test_finite_check_flags_only_non_finite_gradients_on_unsampled_steps():
         one_step(cb, model, x, y, batch=batch)
     cb.on_epoch_end(0)
     cb.on_train_end()
-    assert cb.events == [] and int(cb._graph.nf_step_var.numpy()) == -1
+    assert cb.events == [] and cb.nonfinite_step == -1
     # +inf and -inf (sum NaN) on unsampled step 1: found, with its step.
     for bad in ([np.inf, -np.inf], [np.nan, 1.0]):
         model, x, y = model_with_gradient([1.0, 1.0])
@@ -267,14 +267,28 @@ def test_finite_check_flags_only_non_finite_gradients_on_unsampled_steps():
         assert cb.events[0]["step"] == 1
 
 
+def test_growth_monitor_needs_three_norms_and_flags_factor_times_the_median():
+    monitor = GrowthMonitor(factor=5.0, window=5)
+    assert [monitor.check(n) for n in (1.0, 100.0, 1.1)] == [None, None, None]  # < 3 before
+    assert monitor.check(float("nan")) is None and len(monitor.history) == 3  # left out
+    assert monitor.check(1000.0) == 1.1  # median of 1.0, 100.0, 1.1
+    assert GrowthMonitor(factor=None, window=5).check(1e9) is None
+
+
 def test_growth_is_warned_and_recorded():
-    cb = GradientStats(growth_factor=5.0, growth_window=5)
-    cb._history, cb._epoch, cb.events = deque(maxlen=5), 0, []
-    for step, norm in enumerate([1.0, 1.1, 0.9, 1.0]):
-        cb._check_growth(step, norm)
+    # Through the callback's hooks: sampled steps with a steady gradient, then inputs 50x larger.
+    model, x, y = dense_model(), X, Y
+    cb = GradientStats(frequency=1, growth_factor=5.0, growth_window=5)
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for batch in range(4):
+        one_step(cb, model, x, y, batch=batch)
     assert cb.events == []
     with pytest.warns(RuntimeWarning, match="more than 5x the median"):
-        cb._check_growth(4, 50.0)
+        one_step(cb, model, 50 * x, y, batch=4)
+    cb.on_epoch_end(0)
+    cb.on_train_end()
     assert cb.events[0]["kind"] == "growth" and cb.events[0]["step"] == 4
 
 

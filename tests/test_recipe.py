@@ -191,6 +191,21 @@ def test_bow_with_pooling_names_both_flags(tmp_path):
                           pooling="max", epochs=1))
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, r"`epochs` must be a positive integer or None. Received: epochs=0"),
+    ("ngram_buckets", -1, r"`ngram_buckets` must be an integer >= 0 or None\. "
+                          r"Received: ngram_buckets=-1"),
+    ("ngram_buckets", True, r"Received: ngram_buckets=True"),
+])
+def test_bad_settings_fail_before_any_data_is_read(tmp_path, field, value, message):
+    from seqclf.run import TrainConfig, train
+
+    # The data spec does not exist: the settings are refused before it is looked at.
+    with pytest.raises(SeqclfError, match=message):
+        train(TrainConfig(data=str(tmp_path / "missing.tsv"), out=str(tmp_path / "r"),
+                          **{field: value}))
+
+
 def _tsv(path, rows):
     path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows),
                     encoding="utf-8")

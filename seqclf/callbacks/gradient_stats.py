@@ -54,10 +54,8 @@ What the numbers mean:
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from collections import deque
 
 import keras
 import numpy as np
@@ -67,6 +65,7 @@ from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
 from seqclf.gradients.frames import GLOBAL_LAYER, frame_from_rows, load_frame, save_frame
 from seqclf.gradients.graph_stats import STAGES, STATISTICS, GraphStatistics, clipping_configured
+from seqclf.gradients.growth import GrowthMonitor
 from seqclf.gradients.optimizer_hook import OptimizerHook
 from seqclf.gradients.tensorboard import write_gradient_summaries, write_probe_summaries
 from seqclf.gradients.timestep_probe import timestep_gradient_norms
@@ -236,7 +235,7 @@ class GradientStats(keras.callbacks.Callback):
         # Reset everything a previous fit recorded.
         self._rows = []
         self.events = []
-        self._history = deque(maxlen=self.growth_window)
+        self._growth = GrowthMonitor(self.growth_factor, self.growth_window)
         self._epoch = 0
         self._seen_steps = 0
         self._batch_begin = None
@@ -384,33 +383,35 @@ class GradientStats(keras.callbacks.Callback):
                                      clipping, hists)
 
     def _check_growth(self, step, global_norm):
-        if self.growth_factor is None or not math.isfinite(global_norm):
+        previous = len(self._growth.history)
+        median = self._growth.check(global_norm)
+        if median is None:
             return
-        history = self._history
-        if len(history) >= 3:
-            median = float(np.median(history))
-            if median > 0 and global_norm > self.growth_factor * median:
-                message = (
-                    f"GradientStats: pre-clip global gradient norm {global_norm:.4g} at step "
-                    f"{step} (epoch {self._epoch}) is more than {self.growth_factor:g}x the "
-                    f"median {median:.4g} of the previous {len(history)} sampled steps."
-                )
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
-                self.events.append(
-                    {
-                        "kind": "growth",
-                        "step": step,
-                        "epoch": self._epoch,
-                        "global_norm": global_norm,
-                        "median": median,
-                        "message": message,
-                    }
-                )
-        history.append(global_norm)
+        message = (
+            f"GradientStats: pre-clip global gradient norm {global_norm:.4g} at step "
+            f"{step} (epoch {self._epoch}) is more than {self.growth_factor:g}x the "
+            f"median {median:.4g} of the previous {previous} sampled steps."
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self.events.append(
+            {
+                "kind": "growth",
+                "step": step,
+                "epoch": self._epoch,
+                "global_norm": global_norm,
+                "median": median,
+                "message": message,
+            }
+        )
+
+    @property
+    def nonfinite_step(self):
+        """The first step whose gradient was not finite in this fit, or -1 if none was."""
+        return int(self._graph.nf_step_var.numpy())
 
     def _check_nonfinite(self):
         if self.check_finite and self._nonfinite_error is None:
-            step = int(self._graph.nf_step_var.numpy())
+            step = self.nonfinite_step
             if step >= 0:
                 self._on_nonfinite(step)
 

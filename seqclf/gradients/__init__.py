@@ -7,6 +7,7 @@
 * `graph_stats`: the statistics computed inside the train step and the variables holding them.
 * `frames`: the tidy statistics frame: columns, dtypes, CSV/Parquet reading and writing.
 * `tensorboard`: writing the statistics as TensorBoard scalars and histograms.
+* `growth`: `GrowthMonitor`, the running-median test for a gradient norm that explodes.
 
 Nothing is imported here, so that `seqclf.gradients.frames` (pandas only) loads without
 TensorFlow.

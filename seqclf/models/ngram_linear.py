@@ -70,8 +70,7 @@ class NgramLinear(keras.layers.Layer):
         scale: the output is multiplied by this. Adam moves a weight by about its learning rate
             per update whatever the gradient's size, so this is the wide path's learning-rate
             multiplier: a bigram seen in 5 training texts gets 5 updates an epoch, and at the
-            recurrent path's rate it stays near 0 (IMDb CAD inner split, the path alone, 10
-            epochs: 0.807 at scale 1, 0.824 at 10, 0.834 at 30; bench/tune_recipe.md).
+            recurrent path's rate it stays near 0 (the scales tried: bench/tune_recipe.md).
     """
 
     def __init__(self, vocab_size, units, buckets=2**18, idf=None, scale=10.0, **kwargs):

@@ -2,6 +2,7 @@
 
 import keras
 
+from seqclf._checks import check_positive_int
 from seqclf.data.pipeline import (
     make_vectorizer,
     ragged_vectorizer,
@@ -9,14 +10,10 @@ from seqclf.data.pipeline import (
     token_counts,
     token_ids,
 )
-from seqclf.errors import SeqclfError
 
 
 def check_max_length(max_length):
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise SeqclfError(
-            f"`max_length` must be a positive integer. Received: max_length={max_length!r}"
-        )
+    return check_positive_int("max_length", max_length)
 
 
 @keras.saving.register_keras_serializable(package="seqclf")

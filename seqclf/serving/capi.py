@@ -164,6 +164,11 @@ class CApiHarness:
     def pid(self):
         return self._proc.pid
 
+    @property
+    def worker_args(self):
+        """The serving worker's command line (`python -I -S worker.py LIBDIR`)."""
+        return list(self._proc.args)
+
     def _read_loop(self):
         for line in self._proc.stdout:
             self._replies.put(line)

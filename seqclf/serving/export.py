@@ -216,7 +216,8 @@ def warmup_requests(model_name, texts_batches=WARMUP_TEXTS):
     return logs
 
 
-def _write_warmup(export_dir, model_name):
+def write_warmup(export_dir, model_name):
+    """Writes the warmup requests TF Serving replays at load into `export_dir`; returns the path."""
     import tensorflow as tf
 
     path = os.path.join(export_dir, WARMUP_FILE)
@@ -336,7 +337,7 @@ def export_saved_model(
             archive = _build_archive(model, vectorizer, label_names, max_length)
             archive.write_out(tmp_dir, verbose=False)
         _set_classify_method_name(tmp_dir)
-        _write_warmup(tmp_dir, name)
+        write_warmup(tmp_dir, name)
         validate_export(tmp_dir, num_classes=len(label_names), capi=validate)
         if os.path.exists(final_dir):
             raise SeqclfError(
