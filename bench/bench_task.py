@@ -25,32 +25,27 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import pathlib
 import statistics
+import sys
 import tempfile
-import time
 
-import keras
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make `bench` and `seqclf` importable
+    sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+
+# The same wall + process-CPU epoch timer as the other benchmarks.
+from bench.bench_gradient_stats import EpochTimer  # noqa: E402
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall and process-CPU seconds of every epoch (its validation included)."""
-
-    def __init__(self):
-        super().__init__()
-        self.wall, self.cpu = [], []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = (time.perf_counter(), time.process_time())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.wall.append(time.perf_counter() - self._start[0])
-        self.cpu.append(time.process_time() - self._start[1])
-
-    def figures(self):
-        warm = slice(1, None) if len(self.wall) > 1 else slice(None)
-        return {"first_epoch_seconds": self.wall[0],
-                "warm_epoch_seconds": statistics.median(self.wall[warm]),
-                "warm_epoch_cpu_seconds": statistics.median(self.cpu[warm])}
+def epoch_figures(timer):
+    """First-epoch seconds and the medians of the warm epochs' wall and CPU seconds."""
+    warm = slice(1, None) if len(timer.times) > 1 else slice(None)
+    return {"first_epoch_seconds": timer.times[0],
+            "warm_epoch_seconds": statistics.median(timer.times[warm]),
+            "warm_epoch_cpu_seconds": statistics.median(timer.cpu_times[warm])}
 
 
 @contextlib.contextmanager
@@ -75,7 +70,7 @@ def run_cli(config):
     with timed_fit(timer):
         metrics = train(config)
     return {"path": "cli", "val_accuracy": metrics["val_accuracy"], "epochs": metrics["epochs"],
-            **timer.figures()}
+            **epoch_figures(timer)}
 
 
 def run_task(config):
@@ -105,7 +100,7 @@ def run_task(config):
                         epochs=epochs, batch_size=config.batch_size, seed=config.seed,
                         callbacks=[stop, timer], verbose=0).history
     return {"path": "task", "val_accuracy": max(history["val_accuracy"]),
-            "epochs": len(history["val_accuracy"]), **timer.figures()}
+            "epochs": len(history["val_accuracy"]), **epoch_figures(timer)}
 
 
 def main(argv=None):

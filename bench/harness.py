@@ -55,6 +55,7 @@ import traceback
 from bench.report import (
     ACCURACY_MODELS,
     REPO,
+    SHARED,
     check_targets,
     machine_info,
     stat_row,
@@ -62,7 +63,6 @@ from bench.report import (
     write_results,
 )
 
-SHARED = pathlib.Path(os.environ.get("SEQCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
 SST2_TRAIN = SHARED / "sst2" / "train.tsv"
 SST2_DEV = SHARED / "sst2" / "dev.tsv"
 CAD_TRAIN = SHARED / "imdb_cad" / "train_paired.tsv"

@@ -15,6 +15,9 @@ import statistics
 import subprocess
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("SEQCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The suite's table (bench/suite.py) sits between these in results.md and the README.
+MARK_BEGIN, MARK_END = "<!-- suite:begin -->", "<!-- suite:end -->"
 
 # (row label, `seqclf train` flags); the label "lstm" is the default model.
 ACCURACY_MODELS = (
@@ -109,8 +112,6 @@ def write_results(results, out_dir):
     json_path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     text = render_markdown(results)
     # The suite (bench/suite.py) keeps its table in results.md between markers: keep it.
-    from bench.suite import MARK_BEGIN, MARK_END
-
     old = md_path.read_text(encoding="utf-8") if md_path.exists() else ""
     if MARK_BEGIN in old and MARK_END in old:
         block = MARK_BEGIN + old.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0] + MARK_END

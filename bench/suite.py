@@ -41,9 +41,13 @@ import numpy as np
 import pandas as pd
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = pathlib.Path(os.environ.get("SEQCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
+if str(REPO) not in sys.path:  # run as a script: make `bench` and `seqclf` importable
+    sys.path.insert(0, str(REPO))
+
+from bench.bench_pairs import pair_accuracy as share_of_pairs  # noqa: E402
+from bench.report import MARK_BEGIN, MARK_END, SHARED  # noqa: E402
+
 RESULTS = REPO / "bench" / "suite_results.jsonl"
-MARK_BEGIN, MARK_END = "<!-- suite:begin -->", "<!-- suite:end -->"
 
 # Published rows (../shared/data/README.md): Kim (2014) CNN, Torch replication, accuracy %.
 CNN_RAND = {"mr": 75.9, "cr": 78.3, "mpqa": 84.6, "trec": 88.2, "sst1": 42.2, "sst2": 83.5}
@@ -142,8 +146,7 @@ def _write(df, path):
 def pair_accuracy(test_df, predicted):
     """Share of pairs (`batch_id`) whose two members are both right."""
     right = test_df["label"].to_numpy() == np.asarray(predicted)
-    ok = pd.Series(right).groupby(test_df["batch_id"].to_numpy()).all()
-    return float(ok.mean())
+    return float(share_of_pairs(test_df["batch_id"].to_numpy(), right)[0])
 
 
 def run_tfidf(train_df, test_df):
@@ -225,6 +228,11 @@ def jobs(datasets, models, mode, variants=None):
 
 def result_key(r):
     return (r["dataset"], r["split"], r["model"], r["mode"], r.get("variant", ""))
+
+
+def finished_keys(path):
+    """Keys of the runs in the results file that finished (a failed run is done again)."""
+    return {result_key(r) for r in read_results(path) if "error" not in r}
 
 
 def read_results(path):
@@ -423,7 +431,7 @@ def main(argv=None):
     datasets, models = args.datasets.split(","), args.models.split(",")
     variants = json.loads(args.variants) if args.variants else None
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    done = {result_key(r) for r in read_results(args.results) if "error" not in r}
+    done = finished_keys(args.results)
     todo = [j for j in jobs(datasets, models, args.mode, variants) if result_key(j) not in done]
     print(f"{len(todo)} runs to do ({len(done)} already in {args.results})", flush=True)
     if todo and not args.table_only:
@@ -444,5 +452,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     sys.exit(main())

@@ -39,7 +39,7 @@ import numpy as np
 
 from seqclf.callbacks import timestep_gradient_norms
 from seqclf.data import load_spec, make_vectorizer
-from seqclf.data.pipeline import ragged_twin, string_values
+from seqclf.data.pipeline import pad_ids, ragged_twin, string_values
 from seqclf.models import build_classifier, compile_classifier
 from seqclf.optimizers import make_optimizer
 from seqclf.plotting import plot_timestep_gradients
@@ -70,13 +70,8 @@ TRAIN_ROWS = None  # all
 def cut_ids(vectorizer, texts, max_length, keep):
     """Right-padded ids of each text's first or last `max_length` tokens."""
     ragged = ragged_twin(vectorizer)(string_values(texts))
-    rows = [r[:max_length] if keep == "first" else r[-max_length:]
-            for r in ragged.numpy()]
-    ids = np.zeros((len(rows), max(1, max(len(r) for r in rows))), dtype="int64")
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-    ids[ids.sum(axis=1) == 0, 0] = 1  # a text without tokens reads as one OOV token
-    return ids
+    # pad_ids keeps the first tokens; for the last ones the rows are cut from the end first.
+    return pad_ids(ragged if keep == "first" else ragged[:, -max_length:], max_length).numpy()
 
 
 def window_mean(curve, window):

@@ -39,7 +39,7 @@ HOOKS = {
     ),
     "adam-moments": (
         "keras", "keras.optimizers.Adam._momentums / _velocities / _get_variable_index",
-        lambda: _adam_has_moments(),
+        lambda: _adam_has_moments(),  # defined below
     ),
     "progbar-eta": (
         "keras", "keras.utils.Progbar._estimate_step_duration",

@@ -15,9 +15,7 @@ import os
 import sys
 
 from seqclf import names
-from seqclf._checks import check_positive_int, check_positive_number
 from seqclf._startup import VERBOSE_ENV
-from seqclf.errors import SeqclfError
 
 EPILOG = f"""data specs (SPEC):
   PATH                              a .tsv/.csv/.jsonl/.parquet file (GLUE SST-2 TSVs need no
@@ -29,25 +27,24 @@ EPILOG = f"""data specs (SPEC):
 """
 
 
-def _argument_type(convert, check, what):
-    """An argparse `type`: `convert` the text, then `check` it (seqclf._checks' rule)."""
-
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, received {text!r}") from None
-        try:
-            return check("value", value)
-        except SeqclfError:
-            raise argparse.ArgumentTypeError(f"expected a positive {what.split()[-1]}, "
-                                             f"received {text!r}") from None
-
-    return parse
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
 
 
-_positive_float = _argument_type(float, check_positive_number, "a number")
-_positive_int = _argument_type(int, check_positive_int, "an integer")
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
 
 
 def _add_train(sub, parents):

@@ -47,7 +47,6 @@ from seqclf.run_dir import RunDir
 PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 1, 1e-5
 
 
-
 # Settings that do not change what is trained: a resume may give other values.
 _RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
 

@@ -22,6 +22,8 @@ SMALLER = [
     ("epochs=3", "epochs=1"),
     # Keeps a handle on the callback to look at what it recorded.
     ("callbacks=[GradientStats()]", "callbacks=[stats := GradientStats()]"),
+    # ... and on the fit's history (`model` is the reloaded classifier by the end).
+    ("model.fit(train.texts", "history = model.fit(train.texts"),
 ]
 MAX_LINES = 15
 
@@ -53,6 +55,8 @@ def test_quick_tour_script_trains_reloads_and_exports(tfds_dir, tmp_path, monkey
     # The datasets declare their number of batches: no "ran out of data" at an epoch's end.
     assert not [w for w in caught if "ran out of data" in str(w.message)]
 
+    history = namespace["history"].history  # one epoch, validated
+    assert len(history["loss"]) == 1 and len(history["val_accuracy"]) == 1
     model, val = namespace["model"], namespace["val"]  # `model`: the reloaded classifier
     rows = namespace["stats"].to_dataframe()  # one epoch, its gradients recorded
     assert len(rows) > 0 and rows["epoch"].eq(0).all()

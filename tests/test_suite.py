@@ -56,7 +56,7 @@ def test_results_resume_skips_finished_runs(tmp_path):
             "accuracy": 0.7}
     failed = {**done, "split": "fold1", "error": "boom"}
     path.write_text(json.dumps(done) + "\n" + json.dumps(failed) + "\n", encoding="utf-8")
-    finished = {suite.result_key(r) for r in suite.read_results(path) if "error" not in r}
+    finished = suite.finished_keys(path)
     assert ("mr", "fold0", "bow", "report", "") in finished
     assert ("mr", "fold1", "bow", "report", "") not in finished
 

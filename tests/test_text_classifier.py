@@ -40,7 +40,9 @@ def test_from_texts_adapts_and_the_recipe_fills_sizes(clf):
 def test_fit_evaluate_predict_on_strings(clf):
     assert len(clf.history.history["val_accuracy"]) == 2
     result = clf.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)
-    assert 0.0 <= result["accuracy"] <= 1.0
+    # evaluate and predict_labels read the texts alike.
+    right = np.mean(np.array(clf.predict_labels(TEXTS)) == np.array(LABELS))
+    assert result["accuracy"] == pytest.approx(right)
     probs = clf.predict(PROBE)
     assert probs.shape == (len(PROBE), 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # In the order given, whatever the length order used for batching.
@@ -62,7 +64,8 @@ def test_inputs_as_numpy_and_tf_data(clf):
     np.testing.assert_allclose(clf.evaluate(ds.batch(5), verbose=0), plain, rtol=1e-5)
     np.testing.assert_allclose(clf.predict(ds.map(lambda t, y: t)), clf.predict(TEXTS),
                                atol=1e-6)
-    clf.fit(ds, epochs=1, verbose=0)
+    history = clf.fit(ds, epochs=1, verbose=0).history
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
 
 
 def test_run_directory_round_trip(clf, tmp_path):
@@ -108,3 +111,12 @@ def test_keras_file_round_trip_in_fresh_process(clf, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_from_vectorizer_keeps_a_preprocessor_of_that_length_and_recuts_another():
+    p = TextPreprocessor(["good", "bad"], max_length=8)
+    assert TextPreprocessor.from_vectorizer(p, 8) is p
+    q = TextPreprocessor.from_vectorizer(p, 2)
+    assert q.max_length == 2 and q.vocabulary == p.vocabulary
+    assert q(np.array(["good bad good"])).shape == (1, 2)
+    assert p(np.array(["good bad good"])).shape == (1, 3)

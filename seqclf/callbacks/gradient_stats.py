@@ -63,7 +63,13 @@ import tensorflow as tf
 
 from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
-from seqclf.gradients.frames import GLOBAL_LAYER, frame_from_rows, load_frame, save_frame
+from seqclf.gradients.frames import (
+    GLOBAL_LAYER,
+    frame_from_rows,
+    load_frame,
+    probe_rows,
+    save_frame,
+)
 from seqclf.gradients.graph_stats import STAGES, STATISTICS, GraphStatistics, clipping_configured
 from seqclf.gradients.growth import GrowthMonitor
 from seqclf.gradients.optimizer_hook import OptimizerHook
@@ -154,13 +160,14 @@ class GradientStats(keras.callbacks.Callback):
         histogram_bins=30,
     ):
         super().__init__()
-        if frequency != "epoch" and (
-            isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1
-        ):
-            raise SeqclfError(
-                "`frequency` must be a positive integer or 'epoch'. "
-                f"Received: frequency={frequency!r}"
-            )
+        if frequency != "epoch":
+            try:
+                frequency = check_positive_int("frequency", frequency)
+            except SeqclfError:
+                raise SeqclfError(
+                    "`frequency` must be a positive integer or 'epoch'. "
+                    f"Received: frequency={frequency!r}"
+                ) from None
         if not isinstance(zero_threshold, (int, float)) or zero_threshold < 0:
             raise SeqclfError(
                 "`zero_threshold` must be a number >= 0. "
@@ -173,7 +180,7 @@ class GradientStats(keras.callbacks.Callback):
                 "`probe_data` must be an `(x, y)` pair. "
                 f"Received: probe_data of type {type(probe_data).__name__}"
             )
-        check_positive_int("probe_frequency", probe_frequency)
+        probe_frequency = check_positive_int("probe_frequency", probe_frequency)
         if growth_factor is not None and (
             not isinstance(growth_factor, (int, float)) or growth_factor <= 1
         ):
@@ -181,8 +188,8 @@ class GradientStats(keras.callbacks.Callback):
                 "`growth_factor` must be a number > 1 or None. "
                 f"Received: growth_factor={growth_factor!r}"
             )
-        check_int("growth_window", growth_window, 3)
-        check_int("histogram_bins", histogram_bins, 2)
+        growth_window = check_int("growth_window", growth_window, 3)
+        histogram_bins = check_int("histogram_bins", histogram_bins, 2)
         self.frequency = frequency
         self.zero_threshold = float(zero_threshold)
         self.probe_data = probe_data
@@ -440,10 +447,6 @@ class GradientStats(keras.callbacks.Callback):
         x, y = self.probe_data
         curves = timestep_gradient_norms(self.model, x, y)
         step = int(self._target.iterations.numpy()) if self._target is not None else 0
-        for layer, curve in curves.items():
-            for d, value in enumerate(curve):
-                self._rows.append(
-                    (step, epoch, layer, "", "probe", "input_grad_norm", d, float(value))
-                )
+        self._rows.extend(probe_rows(curves, step, epoch))
         if self._writer is not None:
             write_probe_summaries(self._writer, curves, step)

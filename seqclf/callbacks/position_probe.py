@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from seqclf.gradients.frames import frame_from_rows, load_frame, save_frame
+from seqclf.gradients.frames import frame_from_rows, load_frame, probe_rows, save_frame
 from seqclf.gradients.timestep_probe import recurrent_layers, timestep_gradient_norms
 
 __all__ = ["PositionProbe"]
@@ -32,19 +32,20 @@ class PositionProbe(keras.callbacks.Callback):
         self.x, self.y = x, y
         self.path = os.fspath(path)
 
+    def on_train_begin(self, logs=None):
+        self._probed = recurrent_layers(self.model) != []
+        # A resumed run's file holds the epochs probed before the crash; read it once.
+        self._frame = load_frame(self.path) if os.path.exists(self.path) else None
+
     def on_epoch_end(self, epoch, logs=None):
-        if not recurrent_layers(self.model):
+        if not self._probed:
             return
         curves = timestep_gradient_norms(self.model, self.x, self.y)
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        rows = [
-            (step, epoch, layer, "", "probe", "input_grad_norm", d, float(v))
-            for layer, curve in curves.items()
-            for d, v in enumerate(curve)
-            if np.isfinite(v)
-        ]
-        frame = frame_from_rows(rows)
-        if os.path.exists(self.path):
-            old = load_frame(self.path)
-            frame = pd.concat([old[old["epoch"] < epoch], frame], ignore_index=True)
+        # Non-finite norms (a diverged step) are left out: the plot is on a log scale.
+        frame = frame_from_rows([r for r in probe_rows(curves, step, epoch) if np.isfinite(r[-1])])
+        if self._frame is not None:
+            frame = pd.concat([self._frame[self._frame["epoch"] < epoch], frame],
+                              ignore_index=True)
+        self._frame = frame
         save_frame(frame, self.path)

@@ -222,7 +222,6 @@ def vectorize_fn(vectorizer, max_length):
     return fn
 
 
-
 def vectorize_batches(ds, vectorizer, max_length):
     """A dataset of `(texts [n], labels [n])` batches → `(ids [n, width], labels [n])` batches.
 

@@ -27,6 +27,7 @@ from seqclf.demo.jacobian import (
     simple_rnn_jacobian_factors,
 )
 from seqclf.errors import SeqclfError
+from seqclf.gradients.frames import GLOBAL_LAYER
 
 
 class _StepLoss:
@@ -90,7 +91,7 @@ def _probe_curve(frame, epoch):
 
 
 def _clip_fraction(frame):
-    rows = frame[(frame["layer"] == "(global)") & (frame["statistic"] == "clip_fired")]
+    rows = frame[(frame["layer"] == GLOBAL_LAYER) & (frame["statistic"] == "clip_fired")]
     return float(rows["value"].mean()) if len(rows) else 0.0
 
 

@@ -15,6 +15,7 @@ from seqclf.demo.experiments import decay_sweep, explode_and_clip, learning_comp
 from seqclf.demo.plots import write_plots
 from seqclf.demo.report import acceptance_checks, jsonable, keras_defaults_notes, render_report
 from seqclf.errors import SeqclfError
+from seqclf.gradients.frames import GLOBAL_LAYER
 
 
 def run_demo(out_dir, *, smoke=False, quiet=False, seed=0, data_dir=None, config=None):
@@ -67,7 +68,7 @@ def run_demo(out_dir, *, smoke=False, quiet=False, seed=0, data_dir=None, config
         tf_logger.setLevel(tf_level)
     stats = pd.concat(frames + explode_frames, ignore_index=True)
     for rec in explode:
-        g = stats[(stats["run"] == rec["run"]) & (stats["layer"] == "(global)")
+        g = stats[(stats["run"] == rec["run"]) & (stats["layer"] == GLOBAL_LAYER)
                   & (stats["statistic"] == "global_norm") & (stats["stage"] == "pre_clip")]
         vals = g["value"].to_numpy(float)
         rec["max_global_norm"] = float(np.nanmax(vals)) if len(vals) else None

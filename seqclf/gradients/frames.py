@@ -13,7 +13,7 @@ import pandas as pd
 from seqclf._io import atomic_path
 from seqclf.errors import SeqclfError
 
-__all__ = ["COLUMNS", "GLOBAL_LAYER", "frame_from_rows", "load_frame", "save_frame"]
+__all__ = ["COLUMNS", "GLOBAL_LAYER", "frame_from_rows", "load_frame", "probe_rows", "save_frame"]
 
 COLUMNS = ["step", "epoch", "layer", "variable", "stage", "statistic", "timestep", "value"]
 #: The `layer` of rows about the whole model (global norm, clip_fired of any variable).
@@ -34,6 +34,13 @@ def frame_from_rows(rows):
     `timestep` (nullable int) is missing where a row's is None.
     """
     return _typed(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def probe_rows(curves, step, epoch):
+    """Frame rows of a probe: `{layer: curve}` from `timestep_gradient_norms`, one row per
+    layer and distance from the end (`stage="probe"`, `statistic="input_grad_norm"`)."""
+    return [(step, epoch, layer, "", "probe", "input_grad_norm", d, float(v))
+            for layer, curve in curves.items() for d, v in enumerate(curve)]
 
 
 def _frame_format(path):

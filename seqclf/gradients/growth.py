@@ -19,10 +19,7 @@ class GrowthMonitor:
     def __init__(self, factor, window):
         self.factor = factor
         self.window = window
-        self.reset()
-
-    def reset(self):
-        self.history = deque(maxlen=self.window)
+        self.history = deque(maxlen=window)
 
     def check(self, global_norm):
         """Records `global_norm`; returns the median it exceeded `factor` times, or None."""

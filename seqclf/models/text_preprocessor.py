@@ -12,10 +12,6 @@ from seqclf.data.pipeline import (
 )
 
 
-def check_max_length(max_length):
-    return check_positive_int("max_length", max_length)
-
-
 @keras.saving.register_keras_serializable(package="seqclf")
 class TextPreprocessor(keras.layers.Layer):
     """The vocabulary and `max_length` of a classifier, as one layer: texts in, token ids out.
@@ -39,7 +35,7 @@ class TextPreprocessor(keras.layers.Layer):
     def __init__(self, vocabulary=None, max_length=256, standardize=None, split="whitespace",
                  **kwargs):
         super().__init__(**kwargs)
-        check_max_length(max_length)
+        check_positive_int("max_length", max_length)
         self.max_length = max_length
         self._standardize, self._split = standardize, split
         # Ragged and its own twin: the pipeline and the serving graph read this very layer.
@@ -58,7 +54,11 @@ class TextPreprocessor(keras.layers.Layer):
     def from_vectorizer(cls, vectorizer, max_length, **kwargs):
         """The preprocessor of an adapted `TextVectorization` (as `make_vectorizer` returns)."""
         if isinstance(vectorizer, cls):
-            return vectorizer
+            if vectorizer.max_length == max_length and not kwargs:
+                return vectorizer
+            # Another length: the same vocabulary and tokenization, cut elsewhere.
+            return cls(vectorizer.vocabulary, max_length, standardize=vectorizer._standardize,
+                       split=vectorizer._split, **kwargs)
         config = vectorizer.get_config()
         if config["standardize"] is standardize:
             config["standardize"] = None

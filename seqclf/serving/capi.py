@@ -250,7 +250,6 @@ class CApiHarness:
         """
         import tensorflow as tf
 
-
         export_dir = export_dir or self.export_dir
         logs = read_warmup_requests(export_dir)
         if not logs:

@@ -24,9 +24,10 @@ import os
 import re
 import shutil
 
-# One prefix for every temporary name seqclf writes (files and export directories alike).
 from seqclf import _compat
 from seqclf._checks import check_positive_int
+
+# One prefix for every temporary name seqclf writes (files and export directories alike).
 from seqclf._io import TMP_PREFIX, atomic_write_text
 from seqclf.errors import SeqclfError
 from seqclf.serving.capi import CApiError, CApiHarness
@@ -306,7 +307,7 @@ def export_saved_model(
     Args:
         model: `keras.Model` mapping int64 token ids `[batch, time]` to probabilities `[batch, C]`.
         vectorizer: adapted `keras.layers.TextVectorization` with `output_mode="int"`, or a
-            `seqclf.models.TextPreprocessor` (whose `max_length` then wins).
+            `seqclf.models.TextPreprocessor` (cut at `max_length` all the same).
         label_names: the `C` class names, in the model's output order.
         max_length: token ids beyond this position are dropped.
         model_base_path: TF Serving's `model_base_path`; created if needed.
