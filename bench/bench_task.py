@@ -79,7 +79,7 @@ def run_task(config):
     from seqclf.training import data_stage
 
     keras.utils.set_random_seed(config.seed)
-    train, val, _ = data_stage(dataclasses.replace(config, quiet=True))
+    train, val, _, _ = data_stage(dataclasses.replace(config, quiet=True))
     fields = ("units", "embedding_dim", "layers", "bidirectional", "seed", "lstm_init")
     model = TextClassifier.from_texts(
         train.texts, train.labels, label_names=train.label_names, model=config.model,

@@ -88,6 +88,9 @@ def _add_train(sub, parents):
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--steps-per-execution", type=_positive_int,
                    help="training steps per call of the compiled train function")
+    p.add_argument("--members", type=_positive_int,
+                   help="train this many models (own seed and held-out split each) and average "
+                        "their probabilities; 1: one model (default: the recipe's)")
     p.add_argument("--patience", type=_positive_int,
                    help="early stopping on val_accuracy; the best epoch's weights are kept")
     p.add_argument("--learning-rate", type=_positive_float)

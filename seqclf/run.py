@@ -82,6 +82,8 @@ class TrainConfig:
     global_clipnorm: float | None = None
     clipvalue: float | None = None
     patience: int | None = None
+    # Models trained and averaged (an ensemble; see seqclf.training.members_stage).
+    members: int | None = None
     seed: int = 0
     val_fraction: float = 0.1
     text_column: str | None = None
@@ -115,14 +117,17 @@ def train(config):
     The stages are in `seqclf.training`.
     """
     setup = training.setup_stage(config)
-    train_data, val_data, val_spec = training.data_stage(setup.config)
+    train_data, val_data, val_spec, pool = training.data_stage(setup.config)
     built = training.model_stage(setup, train_data, val_spec)
     train_ds, val_ds = training.datasets_stage(setup, built, train_data, val_data)
     training.write_start_stage(setup, built)
     callbacks, backup = training.callbacks_stage(setup, built, val_data)
     train_seconds = training.fit_stage(built, train_ds, val_ds, callbacks, backup)
+    members = ()
+    if built.config.members > 1:
+        members = training.members_stage(setup, built, train_data, val_data, pool)
     return training.write_results_stage(setup, built, backup, train_seconds, train_data,
-                                        val_data)
+                                        val_data, members)
 
 
 @dataclasses.dataclass

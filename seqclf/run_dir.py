@@ -35,6 +35,9 @@ class RunDir:
     GRADIENTS_BY_POSITION_PLOT = "gradients_by_position.png"
     EVALUATIONS = "evaluations"
     BACKUP = "backup"
+    # An ensemble's members 1.. (member 0 trains as the run's own model), each saved as it
+    # finishes, so that a resumed run retrains only the unfinished ones.
+    MEMBERS = "members"
     # What `load_run` and `TextClassifier.from_run` need.
     MODEL_FILES = (CONFIG, VOCABULARY, MODEL)
 
@@ -86,6 +89,29 @@ class RunDir:
     def save_model(self, model):
         with atomic_path(self.file(self.MODEL)) as tmp:
             model.save(tmp)
+
+    def member_file(self, k, ext="keras"):
+        return os.path.join(self.file(self.MEMBERS), f"member_{k}.{ext}")
+
+    def save_member(self, k, backbone, record):
+        """Member `k`'s trained backbone and its record (seed, validation accuracy, epochs)."""
+        os.makedirs(self.file(self.MEMBERS), exist_ok=True)
+        with atomic_path(self.member_file(k)) as tmp:
+            backbone.save(tmp)
+        # The record last: its presence marks the member finished.
+        write_json(self.member_file(k, "json"), record)
+
+    def load_member(self, k):
+        """`(backbone, record)` of a finished member `k`, or None if it has not finished."""
+        if not os.path.exists(self.member_file(k, "json")):
+            return None
+        import keras
+
+        import seqclf.models.classifier  # noqa: F401  (registers the custom layers)
+
+        with open(self.member_file(k, "json"), encoding="utf-8") as f:
+            record = json.load(f)
+        return keras.models.load_model(self.member_file(k), compile=False), record
 
     def load_model(self):
         """The trained classifier (token ids in, probabilities out), uncompiled."""

@@ -32,6 +32,7 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, compile_classifier
+from seqclf.models.ensemble import average_backbones
 from seqclf.models.text_classifier import (
     adapt_with_recipe,
     backbone_from_settings,
@@ -161,6 +162,7 @@ def _check_config(config):
             f"Received: pooling={config.pooling!r}, model='bow'"
         )
     check_int("ngram_buckets", config.ngram_buckets, 0, allow_none=True)  # 0: no n-gram path
+    check_positive_int("members", config.members, allow_none=True)
 
 
 def _make_optimizer(config, learning_rate=None):
@@ -234,8 +236,9 @@ def setup_stage(config):
 
 
 def data_stage(config):
-    """`(train_data, val_data, val_spec)`: the validation data is `--val`, the dataset's own
-    validation split, or a held-out fraction of the training data."""
+    """`(train_data, val_data, val_spec, pool)`: the validation data is `--val`, the dataset's
+    own validation split, or a held-out fraction of the training data; `pool` is then the
+    whole training data (the members of an ensemble hold out their own splits), else None."""
     train_data = load_spec(
         config.data, data_dir=config.data_dir, text_column=config.text_column,
         label_column=config.label_column, quiet=config.quiet, stream=config.stream,
@@ -258,13 +261,15 @@ def data_stage(config):
             if config.val:
                 raise
             # Otherwise the dataset has no validation split: one is held out below.
+    pool = None
     if val_data is None:
+        pool = train_data
         train_data, val_data = train_data.split(config.val_fraction, seed=config.seed)
         val_spec = f"{config.val_fraction:.0%} of {config.data} held out (seed {config.seed})"
     for what, d in (("training", train_data), ("validation", val_data)):
         if d.skipped:
             _say(config, f"{what} data {d.source}: skipped {d.skipped}")
-    return train_data, val_data, val_spec
+    return train_data, val_data, val_spec, pool
 
 
 @dataclasses.dataclass
@@ -278,6 +283,8 @@ class _Model:
     truncated: int
     boundaries: list | None
     steps_per_epoch: int
+    embeddings: np.ndarray | None = None  # pretrained vectors, for the ensemble's other members
+    ngram_idf: object = None
 
 
 def model_stage(setup, train_data, val_spec):
@@ -308,12 +315,12 @@ def model_stage(setup, train_data, val_spec):
 
     # Model, optimizer and compiled metrics in the strategy's scope: their variables are
     # replicated (across workers, initial values are broadcast from the first worker).
+    ngram_idf = (ngram_idf_from_texts(preprocessor, train_data.texts, config.ngram_buckets)
+                 if config.ngram_buckets else None)
     with strategy.scope():
         backbone = backbone_from_settings(
             values, vocab_size=len(vocabulary), num_classes=train_data.num_classes,
-            embeddings=embeddings,
-            ngram_idf=(ngram_idf_from_texts(preprocessor, train_data.texts, config.ngram_buckets)
-                       if config.ngram_buckets else None),
+            embeddings=embeddings, ngram_idf=ngram_idf,
         )
         # One length pass serves the truncation count above and, with batch_tokens, the bucket
         # boundaries and the number of steps per epoch (which a cosine schedule needs).
@@ -326,28 +333,39 @@ def model_stage(setup, train_data, val_spec):
             per_bucket = per_bucket * (len(train_data) / len(effective))  # sample -> whole
             sizes = bucket_batch_sizes(boundaries, config.batch_size, config.batch_tokens)
             steps_per_epoch = int(np.ceil(per_bucket / np.array(sizes[: len(per_bucket)])).sum())
-        optimizer = setup.optimizer
         if config.lr_schedule == "cosine":
             steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)
-            optimizer = _make_optimizer(config, keras.optimizers.schedules.CosineDecay(
-                config.learning_rate, decay_steps=steps_per_epoch * config.epochs
-            ))
         # The backbone is what trains (the callbacks read its layers); the classifier holds it
         # with the preprocessor and the label names.
-        compile_classifier(backbone, optimizer, steps_per_execution=config.steps_per_execution)
+        _compile(config, backbone, steps_per_epoch, setup.optimizer)
     settings = {**dataclasses.asdict(config), "val": val_spec}
     classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
-    return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch)
+    return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch,
+                  embeddings, ngram_idf)
 
 
-def datasets_stage(setup, built, train_data, val_data):
-    """The training and validation datasets of ids, placed for the strategy."""
+def _compile(config, backbone, steps_per_epoch, optimizer=None):
+    """Compiles `backbone` with the optimizer `config` asks for (a cosine schedule annealed over
+    the planned steps); `optimizer` is used as it is where no schedule needs building."""
+    if config.lr_schedule == "cosine":
+        optimizer = _make_optimizer(config, keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=steps_per_epoch * config.epochs
+        ))
+    compile_classifier(backbone, optimizer or _make_optimizer(config),
+                       steps_per_execution=config.steps_per_execution)
+
+
+def datasets_stage(setup, built, train_data, val_data, *, model=None, seed=None):
+    """The training and validation datasets of ids, placed for the strategy (for `model`,
+    shuffled by `seed`: default, the run's backbone and seed)."""
     config, strategy = built.config, setup.strategy
-    model, tokenizer = built.classifier.backbone, built.classifier.preprocessor.tokenizer
+    model = model or built.classifier.backbone
+    tokenizer = built.classifier.preprocessor.tokenizer
     # TextData.dataset is make_dataset; StreamedTextData.dataset reads the file each epoch.
     train_ds = train_data.dataset(
         tokenizer, max_length=config.max_length, batch_size=config.batch_size, shuffle=True,
-        seed=config.seed, boundaries=built.boundaries, batch_tokens=config.batch_tokens,
+        seed=config.seed if seed is None else seed, boundaries=built.boundaries,
+        batch_tokens=config.batch_tokens,
     )
     val_ds = val_data.dataset(
         tokenizer, max_length=config.max_length, batch_size=config.batch_size,
@@ -369,14 +387,12 @@ def write_start_stage(setup, built):
     setup.run.write_vocabulary(built.classifier.preprocessor.vocabulary)
 
 
-def callbacks_stage(setup, built, val_data):
-    """`(callbacks, backup)`: early stopping, the schedule, progress, TensorBoard, gradient
-    statistics, the position probe and, last, the backup that makes the run resumable."""
-    config, run = built.config, setup.run
-    early_stopping = keras.callbacks.EarlyStopping(
+def _training_callbacks(built):
+    """Early stopping (first), the plateau schedule and progress: what every member trains with."""
+    config = built.config
+    callbacks = [keras.callbacks.EarlyStopping(
         monitor="val_accuracy", patience=config.patience, restore_best_weights=True
-    )
-    callbacks = [early_stopping]
+    )]
     if config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE,
@@ -389,6 +405,15 @@ def callbacks_stage(setup, built, val_data):
         # (see seqclf.callbacks.progress); the estimate serves epochs of undeclared length.
         steps = built.steps_per_epoch
         callbacks.append(StepProgress(expected_steps=min(steps, config.steps_per_epoch or steps)))
+    return callbacks
+
+
+def callbacks_stage(setup, built, val_data):
+    """`(callbacks, backup)`: early stopping, the schedule, progress, TensorBoard, gradient
+    statistics, the position probe and, last, the backup that makes the run resumable."""
+    config, run = built.config, setup.run
+    callbacks = _training_callbacks(built)
+    early_stopping = callbacks[0]
     # Only the chief writes TensorBoard logs; the other workers would repeat its figures.
     tensorboard = config.tensorboard if setup.chief else None
     if tensorboard:
@@ -437,18 +462,84 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
     return backup.previous_seconds + time.perf_counter() - start
 
 
-def write_results_stage(setup, built, backup, train_seconds, train_data, val_data):
-    """`model.keras` and `metrics.json` (which marks the run finished), then the plots."""
+def members_stage(setup, built, train_data, val_data, pool):
+    """The other members of an ensemble (`config.members` > 1), then the averaged backbone.
+
+    Member 0 is the run's own model, trained by `fit_stage` with every callback (gradient
+    statistics, position probe, backup). Member k trains with seed `seed + k` and, where the
+    validation data was held out of the training file (`pool`), its own held-out split of it:
+    each member then learns from a different 90% and chooses its best epoch on the other 10%.
+    Members share the preprocessor (member 0's vocabulary). Each finished member is saved under
+    `members/`, so a resumed run retrains only the unfinished ones. Replaces the classifier's
+    backbone by the ensemble; returns one record per member (member 0's from `history`).
+    """
+    config, run, strategy = built.config, setup.run, setup.strategy
+    records, backbones = [], [built.classifier.backbone]
+    for k in range(1, config.members):
+        seed = config.seed + k
+        finished = run.load_member(k)
+        if finished is not None:
+            backbones.append(finished[0])
+            records.append(finished[1])
+            continue
+        member_train, member_val = (pool.split(config.val_fraction, seed=seed)
+                                    if pool is not None else (train_data, val_data))
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            backbone = backbone_from_settings(
+                {**dataclasses.asdict(config), "seed": seed},
+                vocab_size=built.classifier.preprocessor.vocabulary_size,
+                num_classes=train_data.num_classes, embeddings=built.embeddings,
+                ngram_idf=built.ngram_idf,
+            )
+            _compile(config, backbone, built.steps_per_epoch)
+        train_ds, val_ds = datasets_stage(setup, built, member_train, member_val,
+                                          model=backbone, seed=seed)
+        _say(config, f"member {k + 1} of {config.members} (seed {seed})")
+        start = time.perf_counter()
+        with _quiet_end_of_data(), data_errors():
+            history = backbone.fit(
+                train_ds, validation_data=val_ds, epochs=config.epochs,
+                callbacks=_training_callbacks(built), verbose=0, shuffle=False,
+                steps_per_epoch=config.steps_per_epoch,
+            )
+        val_acc = history.history["val_accuracy"]
+        record = {"member": k, "seed": seed, "val_accuracy": float(max(val_acc)),
+                  "best_epoch": int(np.argmax(val_acc)) + 1, "epochs": len(val_acc),
+                  "train_seconds": round(time.perf_counter() - start, 2)}
+        run.save_member(k, backbone, record)
+        records.append(record)
+        backbones.append(backbone)
+    ensemble = average_backbones(backbones)
+    compile_classifier(ensemble, steps_per_execution=1)  # for evaluate; trains no further
+    classifier = built.classifier
+    built.classifier = TextClassifier(ensemble, classifier.preprocessor, classifier.label_names,
+                                      settings=classifier.settings)
+    return records
+
+
+def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
+                        member_records=()):
+    """`model.keras` and `metrics.json` (which marks the run finished), then the plots.
+
+    For an ensemble, `val_accuracy`, `best_epoch` and `epochs` are member 0's (the other
+    members trained on parts of its validation split) and `members` lists every member's;
+    `train_seconds` adds up all members'."""
     config, run, chief = built.config, setup.run, setup.chief
     run.save_model(built.classifier.backbone)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]
     best = int(np.argmax(val_acc))
+    if member_records:
+        train_seconds += sum(r["train_seconds"] for r in member_records)
+        member_records = [{"member": 0, "seed": config.seed, "val_accuracy": float(val_acc[best]),
+                           "best_epoch": best + 1, "epochs": len(val_acc)}, *member_records]
     metrics = {
         "val_accuracy": float(val_acc[best]),
         "val_loss": float(backup.history[best]["val_loss"]),
         "best_epoch": best + 1,
         "epochs": len(val_acc),
+        "members": list(member_records) or None,
         "train_seconds": round(train_seconds, 2),
         "n_train": len(train_data),
         "n_val": len(val_data),
@@ -459,13 +550,17 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     run.write_metrics(metrics)
     # Only now: a crash before metrics.json is written still finds the backup and resumes.
     backup.delete()
+    shutil.rmtree(run.file(RunDir.MEMBERS), ignore_errors=True)  # model.keras holds them all
     if chief:
         from seqclf.plotting import plot_run
 
         plots = plot_run(run.path)
         _say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
-    _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}); run in "
-                 f"{run.path}")
+    if member_records:
+        _say(config, f"{len(member_records)} members averaged; their val_accuracy: "
+                     + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
+    _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
+                 + (", member 1" if member_records else "") + f"); run in {run.path}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)
     return metrics

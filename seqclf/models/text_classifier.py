@@ -150,7 +150,8 @@ class TextClassifier(keras.Model):
         `bidirectional`, `lstm_init`, `forget_bias`, `seed`). `embeddings` is a
         `[vocab_size, embedding_dim]` array or a function of the vocabulary returning one.
         The recipe's choices and reasons are in `settings["recipe_record"]`; its `epochs`
-        are a suggestion for `fit`.
+        are a suggestion for `fit`. It trains one model: the recipe's ensemble of `members`
+        (`seqclf.recipe`) is `seqclf.run.train`'s.
         """
         from seqclf.recipe import RECIPE_FIELDS
 
@@ -160,6 +161,12 @@ class TextClassifier(keras.Model):
         defaults = {"embedding_dim": 64, "units": 64, "layers": 1, "seed": 0}
         settings = {**defaults, **settings, "model": model, "batch_size": batch_size}
         class_counts = np.bincount(labels, minlength=len(label_names))
+        if (fields["members"] or 1) > 1:
+            raise SeqclfError(
+                "TextClassifier.from_texts builds one model; `seqclf.run.train` (`seqclf train`) "
+                f"trains ensembles. Received: members={fields['members']!r}"
+            )
+        fields["members"] = 1
         values, preprocessor, record, _ = adapt_with_recipe(
             texts, class_counts, {**settings, **fields}, recipe
         )
