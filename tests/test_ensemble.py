@@ -1,0 +1,136 @@
+"""Ensembles: `average_backbones`, the recipe's `members`, and `seqclf train` training them."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from seqclf.errors import SeqclfError
+from seqclf.models import TextClassifier, build_classifier
+from seqclf.models.ensemble import average_backbones
+from seqclf.recipe import MAX_MEMBERS, MIN_MEMBER_EXAMPLES, DataStats, choose, resolve
+
+
+def stats(**kw):
+    base = dict(n_train=5000, num_classes=6, smallest_class=80, largest_class=1200,
+                length_mean=10.0, length_median=10.0, length_p95=20.0, length_p99=30.0,
+                length_max=37, vocabulary=8000, rare_share=0.5, tokens_seen_twice=3500)
+    return DataStats(**{**base, **kw})
+
+
+def test_average_backbones_averages_probabilities_and_checks_its_members():
+    members = [build_classifier("gru", vocab_size=30, num_classes=3, units=4, embedding_dim=4,
+                                seed=k) for k in range(3)]
+    ids = np.random.default_rng(0).integers(2, 30, size=(5, 7))
+    each = [m.predict(ids, verbose=0) for m in members]
+    assert not np.allclose(each[0], each[1])  # distinct seeds, distinct members
+    ensemble = average_backbones(members)
+    np.testing.assert_allclose(ensemble.predict(ids, verbose=0), np.mean(each, axis=0),
+                               rtol=1e-6)
+    assert [layer.name for layer in ensemble.layers[1:4]] == ["member_0", "member_1",
+                                                             "member_2"]
+    with pytest.raises(SeqclfError, match=r"at least 2 members. Received: 1 backbone"):
+        average_backbones(members[:1])
+    other = build_classifier("gru", vocab_size=30, num_classes=2, units=4, embedding_dim=4)
+    with pytest.raises(SeqclfError, match="same classes"):
+        average_backbones([members[0], other])
+
+
+def test_recipe_ensembles_cheap_data_and_trains_one_model_on_big_or_tiny_data():
+    small, why = choose(stats())  # ~0.4 M tokens read per model
+    assert small["members"] == MAX_MEMBERS
+    assert any(f"{MAX_MEMBERS} members averaged" in w for w in why)
+    # 67k phrases of ~9 tokens over 3 epochs: 1.8 M tokens a model, 2 fit the budget.
+    assert choose(stats(n_train=67_000, length_mean=9.0))[0]["members"] == 2
+    # Long reviews: the token budget of one model is most of the ensemble's.
+    assert choose(stats(n_train=1500, length_mean=180, length_median=170))[0]["members"] == 1
+    tiny, why = choose(stats(n_train=MIN_MEMBER_EXAMPLES - 1))
+    assert tiny["members"] == 1
+    assert any("ensemble needs" in w for w in why)
+    values, _, _ = resolve({"members": None}, "fixed", stats())
+    assert values["members"] == 1
+    values, choices, why = resolve({"members": 2}, "auto", stats())
+    assert values["members"] == 2 and choices["members"] == MAX_MEMBERS
+    assert any("members=2" in w for w in why)
+
+
+def test_from_texts_builds_one_model():
+    with pytest.raises(SeqclfError, match=r"trains ensembles. Received: members=3"):
+        TextClassifier.from_texts(["good", "bad"], [1, 0], members=3)
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    from seqclf.run import TrainConfig, train
+
+    out = str(tmp_path_factory.mktemp("ensemble") / "run")
+    # word_order/tiny brings its own validation split: the members differ by their seed.
+    metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
+                                embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
+                                quiet=True))
+    return out, metrics
+
+
+def test_train_averages_its_members_and_records_each(ensemble_run):
+    import tensorflow as tf
+
+    from seqclf.run import load_run
+
+    out, metrics = ensemble_run
+    assert [(m["member"], m["seed"]) for m in metrics["members"]] == [(0, 0), (1, 1)]
+    assert metrics["val_accuracy"] == metrics["members"][0]["val_accuracy"]
+    assert metrics["train_seconds"] >= metrics["members"][1]["train_seconds"] > 0
+    assert not os.path.exists(os.path.join(out, "members"))  # model.keras holds them all
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+        assert json.load(f)["members"] == 2
+    run = load_run(out)
+    ids = run.classifier.preprocessor(tf.constant(["good movie", "not a good movie at all"]))
+    members = [run.model.get_layer(f"member_{k}") for k in range(2)]
+    each = [m.predict(ids, verbose=0) for m in members]
+    assert not np.allclose(each[0], each[1])
+    np.testing.assert_allclose(run.model.predict(ids, verbose=0), np.mean(each, axis=0),
+                               rtol=1e-6)
+
+
+def test_a_finished_member_is_reused_not_retrained(tmp_path, ensemble_run):
+    from seqclf.run import TrainConfig, load_run, train
+    from seqclf.run_dir import RunDir
+
+    trained = load_run(ensemble_run[0]).model.get_layer("member_1")
+    out = str(tmp_path / "run")
+    # A run stopped after member 1 finished: its file and record are in members/.
+    RunDir(out).save_member(1, trained, {"member": 1, "seed": 1, "val_accuracy": 0.5,
+                                         "best_epoch": 1, "epochs": 1, "train_seconds": 7.0})
+    metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
+                                embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
+                                quiet=True))
+    assert metrics["members"][1]["train_seconds"] == 7.0
+    reused = load_run(out).model.get_layer("member_1")
+    for a, b in zip(reused.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ensemble_exports_and_serves_from_raw_strings(ensemble_run, tmp_path):
+    from seqclf.serving import capi
+
+    out, _ = ensemble_run
+    classifier = TextClassifier.from_run(out)
+    exported = classifier.export(str(tmp_path / "serving"))  # validated through the C API
+    texts = ["good movie", "not a good movie at all"]
+    with capi.CApiHarness() as h:
+        h.load(exported)
+        served = h.predict(texts)["probabilities"]
+    np.testing.assert_allclose(served, classifier.predict(texts, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_tune_ensemble_scores_every_subset_of_seeds():
+    from bench.tune_ensemble import subset_accuracies
+
+    labels = np.array(["a", "b", "a"])
+    probs = {0: np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6]]),  # 1 of 3 right
+             1: np.array([[0.6, 0.4], [0.1, 0.9], [0.8, 0.2]])}  # 3 of 3 right
+    assert subset_accuracies(probs, labels, ["a", "b"], 1) == pytest.approx([1 / 3, 1.0])
+    # Averaged: [0.75, 0.25], [0.35, 0.65], [0.6, 0.4] -> a, b, a: all right.
+    assert subset_accuracies(probs, labels, ["a", "b"], 2) == pytest.approx([1.0])
