@@ -16,6 +16,8 @@ A run directory (`seqclf.run_dir.RunDir` names, reads and writes its files) hold
 * `metrics.json` — `val_accuracy` (best epoch), `epochs`, `train_seconds` and data counts;
 * `evaluations/*.json` — one file per `evaluate` call;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
+* `members/` — only while an ensemble trains: each finished member beyond the first
+  (`model.keras` then holds them all, averaged; see `seqclf.training.members_stage`).
 
 Every file is written atomically (`seqclf._io`: a temporary file beside it, then `os.replace`),
 so a crash never leaves a truncated file: a reader sees the previous version or the new one.
