@@ -43,7 +43,8 @@ MIN_EPOCHS, MAX_EPOCHS = 3, 30
 # padded length; bench/tune_recipe.md).
 TOKEN_BUDGET = 3_000_000
 # Texts whose median is at least this many tokens are "long": the gradient from the last state
-# reaches their early tokens weakly (docs/long_text_gradients.md), so the recurrent outputs are max-pooled.
+# reaches their early tokens weakly (docs/long_text_gradients.md), so the recurrent outputs are
+# max-pooled.
 LONG_TEXT_TOKENS = 50
 MAX_LENGTH_CAP = 512
 # A vocabulary keeps the tokens seen at least twice (a token seen once gives its embedding one

@@ -17,7 +17,7 @@ A run directory (`seqclf.run_dir.RunDir` names, reads and writes its files) hold
 * `evaluations/*.json` — one file per `evaluate` call;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
 * `members/` — only while an ensemble trains: each finished member beyond the first
-  (`model.keras` then holds them all, averaged; see `seqclf.training.members_stage`).
+  (`model.keras` then holds them all, averaged; see `seqclf.members.members_stage`).
 
 Every file is written atomically (`seqclf._io`: a temporary file beside it, then `os.replace`),
 so a crash never leaves a truncated file: a reader sees the previous version or the new one.
@@ -39,6 +39,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from seqclf import members as ensemble_members
 from seqclf import training
 from seqclf.data import load_spec, shuffle_words
 from seqclf.data.pipeline import string_values
@@ -84,7 +85,7 @@ class TrainConfig:
     global_clipnorm: float | None = None
     clipvalue: float | None = None
     patience: int | None = None
-    # Models trained and averaged (an ensemble; see seqclf.training.members_stage).
+    # Models trained and averaged (an ensemble; see seqclf.members.members_stage).
     members: int | None = None
     seed: int = 0
     val_fraction: float = 0.1
@@ -127,7 +128,7 @@ def train(config):
     train_seconds = training.fit_stage(built, train_ds, val_ds, callbacks, backup)
     members = ()
     if built.config.members > 1:
-        members = training.members_stage(setup, built, train_data, val_data, pool)
+        members = ensemble_members.members_stage(setup, built, train_data, val_data, pool)
     return training.write_results_stage(setup, built, backup, train_seconds, train_data,
                                         val_data, members)
 

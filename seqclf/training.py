@@ -32,7 +32,6 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, compile_classifier
-from seqclf.models.ensemble import average_backbones
 from seqclf.models.text_classifier import (
     adapt_with_recipe,
     backbone_from_settings,
@@ -77,13 +76,15 @@ def _default_val_spec(data_spec):
     return f"{base}:validation"
 
 
-def _say(config, message):
+def say(config, message):
+    """Prints `message` unless the run is quiet."""
     if not config.quiet:
         print(message, flush=True)
 
 
 @contextlib.contextmanager
-def _quiet_end_of_data():
+def quiet_end_of_data():
+    """Silences Keras' "ran out of data" warning at the end of token-budget epochs."""
     # Token-budget batches (`batch_tokens`) leave their number undeclared, so Keras warns at every
     # epoch end that the input "ran out of data"; that is how such an epoch ends, not a problem.
     with warnings.catch_warnings():
@@ -268,7 +269,7 @@ def data_stage(config):
         val_spec = f"{config.val_fraction:.0%} of {config.data} held out (seed {config.seed})"
     for what, d in (("training", train_data), ("validation", val_data)):
         if d.skipped:
-            _say(config, f"{what} data {d.source}: skipped {d.skipped}")
+            say(config, f"{what} data {d.source}: skipped {d.skipped}")
     return train_data, val_data, val_spec, pool
 
 
@@ -298,20 +299,20 @@ def model_stage(setup, train_data, val_spec):
         n_train=len(train_data),
     )
     config = dataclasses.replace(config, **values)
-    _say(config, f"recipe {config.recipe}: " + "; ".join(record["why"]))
+    say(config, f"recipe {config.recipe}: " + "; ".join(record["why"]))
     vocabulary = preprocessor.vocabulary
     # Streamed data: lengths of its bounded sample, scaled to the whole (exact in memory).
     truncated = round((lengths > config.max_length).sum() * len(train_data)
                       / max(len(lengths), 1))
     if truncated:
-        _say(config, f"{truncated} of {len(train_data)} training texts are longer than "
+        say(config, f"{truncated} of {len(train_data)} training texts are longer than "
                      f"max_length={config.max_length} tokens and were truncated")
     embeddings = None
     if config.embeddings:
         from seqclf.embeddings import load_word_vectors
 
         embeddings, found = load_word_vectors(config.embeddings, vocabulary, config.embedding_dim)
-        _say(config, f"pretrained vectors for {found} of {len(vocabulary)} vocabulary tokens")
+        say(config, f"pretrained vectors for {found} of {len(vocabulary)} vocabulary tokens")
 
     # Model, optimizer and compiled metrics in the strategy's scope: their variables are
     # replicated (across workers, initial values are broadcast from the first worker).
@@ -337,14 +338,14 @@ def model_stage(setup, train_data, val_spec):
             steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch or steps_per_epoch)
         # The backbone is what trains (the callbacks read its layers); the classifier holds it
         # with the preprocessor and the label names.
-        _compile(config, backbone, steps_per_epoch, setup.optimizer)
+        compile_backbone(config, backbone, steps_per_epoch, setup.optimizer)
     settings = {**dataclasses.asdict(config), "val": val_spec}
     classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
     return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch,
                   embeddings, ngram_idf)
 
 
-def _compile(config, backbone, steps_per_epoch, optimizer=None):
+def compile_backbone(config, backbone, steps_per_epoch, optimizer=None):
     """Compiles `backbone` with the optimizer `config` asks for (a cosine schedule annealed over
     the planned steps); `optimizer` is used as it is where no schedule needs building."""
     if config.lr_schedule == "cosine":
@@ -387,7 +388,7 @@ def write_start_stage(setup, built):
     setup.run.write_vocabulary(built.classifier.preprocessor.vocabulary)
 
 
-def _training_callbacks(built):
+def training_callbacks(built):
     """Early stopping (first), the plateau schedule and progress: what every member trains with."""
     config = built.config
     callbacks = [keras.callbacks.EarlyStopping(
@@ -412,7 +413,7 @@ def callbacks_stage(setup, built, val_data):
     """`(callbacks, backup)`: early stopping, the schedule, progress, TensorBoard, gradient
     statistics, the position probe and, last, the backup that makes the run resumable."""
     config, run = built.config, setup.run
-    callbacks = _training_callbacks(built)
+    callbacks = training_callbacks(built)
     early_stopping = callbacks[0]
     # Only the chief writes TensorBoard logs; the other workers would repeat its figures.
     tensorboard = config.tensorboard if setup.chief else None
@@ -450,72 +451,16 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
     config = built.config
     state = backup.read_state()
     if state is not None:
-        _say(config, f"resuming {config.out} at epoch {state['epoch'] + 1} of {config.epochs} "
+        say(config, f"resuming {config.out} at epoch {state['epoch'] + 1} of {config.epochs} "
                      f"(restoring the backup of epoch {state['epoch']})")
     start = time.perf_counter()
-    with _quiet_end_of_data(), data_errors():
+    with quiet_end_of_data(), data_errors():
         built.classifier.backbone.fit(
             train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
             verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
             steps_per_epoch=config.steps_per_epoch,
         )
     return backup.previous_seconds + time.perf_counter() - start
-
-
-def members_stage(setup, built, train_data, val_data, pool):
-    """The other members of an ensemble (`config.members` > 1), then the averaged backbone.
-
-    Member 0 is the run's own model, trained by `fit_stage` with every callback (gradient
-    statistics, position probe, backup). Member k trains with seed `seed + k` and, where the
-    validation data was held out of the training file (`pool`), its own held-out split of it:
-    each member then learns from a different 90% and chooses its best epoch on the other 10%.
-    Members share the preprocessor (member 0's vocabulary). Each finished member is saved under
-    `members/`, so a resumed run retrains only the unfinished ones. Replaces the classifier's
-    backbone by the ensemble; returns one record per member (member 0's from `history`).
-    """
-    config, run, strategy = built.config, setup.run, setup.strategy
-    records, backbones = [], [built.classifier.backbone]
-    for k in range(1, config.members):
-        seed = config.seed + k
-        finished = run.load_member(k)
-        if finished is not None:
-            backbones.append(finished[0])
-            records.append(finished[1])
-            continue
-        member_train, member_val = (pool.split(config.val_fraction, seed=seed)
-                                    if pool is not None else (train_data, val_data))
-        keras.utils.set_random_seed(seed)
-        with strategy.scope():
-            backbone = backbone_from_settings(
-                {**dataclasses.asdict(config), "seed": seed},
-                vocab_size=built.classifier.preprocessor.vocabulary_size,
-                num_classes=train_data.num_classes, embeddings=built.embeddings,
-                ngram_idf=built.ngram_idf,
-            )
-            _compile(config, backbone, built.steps_per_epoch)
-        train_ds, val_ds = datasets_stage(setup, built, member_train, member_val,
-                                          model=backbone, seed=seed)
-        _say(config, f"member {k + 1} of {config.members} (seed {seed})")
-        start = time.perf_counter()
-        with _quiet_end_of_data(), data_errors():
-            history = backbone.fit(
-                train_ds, validation_data=val_ds, epochs=config.epochs,
-                callbacks=_training_callbacks(built), verbose=0, shuffle=False,
-                steps_per_epoch=config.steps_per_epoch,
-            )
-        val_acc = history.history["val_accuracy"]
-        record = {"member": k, "seed": seed, "val_accuracy": float(max(val_acc)),
-                  "best_epoch": int(np.argmax(val_acc)) + 1, "epochs": len(val_acc),
-                  "train_seconds": round(time.perf_counter() - start, 2)}
-        run.save_member(k, backbone, record)
-        records.append(record)
-        backbones.append(backbone)
-    ensemble = average_backbones(backbones)
-    compile_classifier(ensemble, steps_per_execution=1)  # for evaluate; trains no further
-    classifier = built.classifier
-    built.classifier = TextClassifier(ensemble, classifier.preprocessor, classifier.label_names,
-                                      settings=classifier.settings)
-    return records
 
 
 def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
@@ -555,11 +500,11 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
         from seqclf.plotting import plot_run
 
         plots = plot_run(run.path)
-        _say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
+        say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
     if member_records:
-        _say(config, f"{len(member_records)} members averaged; their val_accuracy: "
+        say(config, f"{len(member_records)} members averaged; their val_accuracy: "
                      + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
-    _say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
+    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
                  + (", member 1" if member_records else "") + f"); run in {run.path}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)
