@@ -63,21 +63,26 @@ def main(argv=None):
     p.add_argument("--dataset", required=True)
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--model", default="lstm")
+    p.add_argument("--variant", default="{}",
+                   help='JSON TrainConfig overrides, e.g. \'{"max_tokens": 50000}\'')
     p.add_argument("--results", default=str(REPO / "bench" / "tune_ensemble.jsonl"))
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    probs, labels, records = train_seeds(args.dataset, seeds, {"model": args.model})
+    variant = json.loads(args.variant)
+    probs, labels, records = train_seeds(args.dataset, seeds, {"model": args.model, **variant})
     names = records[0]["label_names"]
     rows = []
+    tag = {"dataset": args.dataset, "model": args.model,
+           **({"variant": variant} if variant else {})}
     for k in range(1, len(seeds) + 1):
         accs = subset_accuracies(probs, labels, names, k)
-        rows.append({"dataset": args.dataset, "model": args.model, "k": k, "subsets": len(accs),
+        rows.append({**tag, "k": k, "subsets": len(accs),
                      "mean": round(float(np.mean(accs)), 4), "min": round(min(accs), 4),
                      "max": round(max(accs), 4)})
         print(json.dumps(rows[-1]), flush=True)
     with open(args.results, "a", encoding="utf-8") as f:
         for r in records:
-            f.write(json.dumps({"dataset": args.dataset, "model": args.model, **r}) + "\n")
+            f.write(json.dumps({**tag, **r}) + "\n")
         for r in rows:
             f.write(json.dumps(r) + "\n")
     return 0
