@@ -33,7 +33,8 @@ def members_stage(setup, built, train_data, val_data, pool):
     each member then learns from a different 90% and chooses its best epoch on the other 10%.
     Members share the preprocessor (member 0's vocabulary). Each finished member is saved under
     `members/`, so a resumed run retrains only the unfinished ones. Replaces the classifier's
-    backbone by the ensemble; returns one record per member (member 0's from `history`).
+    backbone by the ensemble; returns the records of members 1.. (`write_results_stage` adds
+    member 0's from the run's history).
     """
     config, run, strategy = built.config, setup.run, setup.strategy
     records, backbones = [], [built.classifier.backbone]
