@@ -58,7 +58,7 @@ def members_stage(setup, built, train_data, val_data, pool):
             compile_backbone(config, backbone, built.steps_per_epoch)
         train_ds, val_ds = datasets_stage(setup, built, member_train, member_val,
                                           model=backbone, seed=seed)
-        say(config, f"member {k + 1} of {config.members} (seed {seed})")
+        say(config, f"member {k} of members 0-{config.members - 1} (seed {seed})")
         start = time.perf_counter()
         with quiet_end_of_data(), data_errors():
             history = backbone.fit(

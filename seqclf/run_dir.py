@@ -16,6 +16,17 @@ def write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _load_backbone(path):
+    """A saved backbone (token ids in, probabilities out), uncompiled."""
+    import keras
+
+    # Registers the custom layers and initializers a backbone may hold (the classifier module
+    # imports them all; not the `seqclf.models` package, whose task object imports this one).
+    import seqclf.models.classifier  # noqa: F401
+
+    return keras.models.load_model(path, compile=False)
+
+
 def _slug(spec):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[-100:] or "data"
 
@@ -105,23 +116,13 @@ class RunDir:
         """`(backbone, record)` of a finished member `k`, or None if it has not finished."""
         if not os.path.exists(self.member_file(k, "json")):
             return None
-        import keras
-
-        import seqclf.models.classifier  # noqa: F401  (registers the custom layers)
-
         with open(self.member_file(k, "json"), encoding="utf-8") as f:
             record = json.load(f)
-        return keras.models.load_model(self.member_file(k), compile=False), record
+        return _load_backbone(self.member_file(k)), record
 
     def load_model(self):
         """The trained classifier (token ids in, probabilities out), uncompiled."""
-        import keras
-
-        # Registers the custom layers and initializers a backbone may hold (the classifier module
-        # imports them all; not the `seqclf.models` package, whose task object imports this one).
-        import seqclf.models.classifier  # noqa: F401
-
-        return keras.models.load_model(self.file(self.MODEL), compile=False)
+        return _load_backbone(self.file(self.MODEL))
 
     def read_metrics(self):
         """`metrics.json` of a finished run."""

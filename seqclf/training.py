@@ -476,9 +476,10 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     val_acc = [row["val_accuracy"] for row in backup.history]
     best = int(np.argmax(val_acc))
     if member_records:
-        train_seconds += sum(r["train_seconds"] for r in member_records)
         member_records = [{"member": 0, "seed": config.seed, "val_accuracy": float(val_acc[best]),
-                           "best_epoch": best + 1, "epochs": len(val_acc)}, *member_records]
+                           "best_epoch": best + 1, "epochs": len(val_acc),
+                           "train_seconds": round(train_seconds, 2)}, *member_records]
+        train_seconds = sum(r["train_seconds"] for r in member_records)
     metrics = {
         "val_accuracy": float(val_acc[best]),
         "val_loss": float(backup.history[best]["val_loss"]),
@@ -505,7 +506,7 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
         say(config, f"{len(member_records)} members averaged; their val_accuracy: "
                      + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
     say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
-                 + (", member 1" if member_records else "") + f"); run in {run.path}")
+                 + (", member 0" if member_records else "") + f"); run in {run.path}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)
     return metrics
