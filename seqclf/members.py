@@ -42,6 +42,8 @@ def members_stage(setup, built, train_data, val_data, pool):
         seed = config.seed + k
         finished = run.load_member(k)
         if finished is not None:
+            say(config, f"member {k} of members 0-{config.members - 1} (seed {seed}): "
+                         f"finished before the run stopped, reused from {run.member_file(k)}")
             backbones.append(finished[0])
             records.append(finished[1])
             continue

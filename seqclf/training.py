@@ -450,7 +450,14 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
     """Trains (resuming from the backup if there is one); returns the training seconds."""
     config = built.config
     state = backup.read_state()
-    if state is not None:
+    if state is not None and (state.get("stopped") or state["epoch"] >= config.epochs):
+        # Killed after training ended (in an ensemble's later members, or before metrics.json):
+        # fit runs no epoch, and early stopping puts the best epoch's weights back.
+        say(config, f"resuming {config.out}: "
+                     + ("member 0" if config.members > 1 else "the model")
+                     + f" had finished training (epoch {state['epoch']} of {config.epochs}); "
+                     "restoring its best epoch from the backup")
+    elif state is not None:
         say(config, f"resuming {config.out} at epoch {state['epoch'] + 1} of {config.epochs} "
                      f"(restoring the backup of epoch {state['epoch']})")
     start = time.perf_counter()

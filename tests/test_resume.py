@@ -1,5 +1,6 @@
 """Crash and resume: SIGKILL a `seqclf train` process mid-epoch and rerun it; atomic writes."""
 
+import contextlib
 import json
 import os
 import signal
@@ -188,6 +189,29 @@ def _wait_for(predicate, proc, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@contextlib.contextmanager
+def _cli_processes(tmp_path, cli):
+    """`start(log)` runs `python -m seqclf *cli` with its output in `tmp_path / log`; whatever
+    still runs at the end is killed."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = []
+
+    def start(log):
+        proc = subprocess.Popen([sys.executable, "-m", "seqclf", *cli],
+                                stdout=open(tmp_path / log, "w"), stderr=subprocess.STDOUT,
+                                env=env)
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def _backup_epoch(run):
     try:
         with open(os.path.join(run, "backup", "state.json")) as f:
@@ -207,17 +231,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes(tmp_path, tfds_dir, capsys):
            "--embedding-dim", "8", "--batch-size", "2", "--steps-per-execution", "1",
            "--epochs", str(epochs), "--patience", str(epochs + 1), "--gradient-stats", "10",
            "--data-dir", tfds_dir, "--out", run]
-    args = [sys.executable, "-m", "seqclf", *cli]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    procs = []
-
-    def start(log):
-        proc = subprocess.Popen(args, stdout=open(tmp_path / log, "w"), stderr=subprocess.STDOUT,
-                                env=env)
-        procs.append(proc)
-        return proc
-
-    try:
+    with _cli_processes(tmp_path, cli) as start:
         first = start("first.log")
         _wait_for(lambda: _backup_epoch(run) >= 1, first, 240, "the first epoch's backup")
         time.sleep(0.5)  # into the second epoch
@@ -247,11 +261,6 @@ def test_sigkill_mid_epoch_then_rerun_resumes(tmp_path, tfds_dir, capsys):
 
         second = start("second.log")
         assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
     log = (tmp_path / "second.log").read_text()
     assert f"resuming {run} at epoch {killed_at + 1} of {epochs}" in log
@@ -271,3 +280,58 @@ def test_sigkill_mid_epoch_then_rerun_resumes(tmp_path, tfds_dir, capsys):
     assert metrics["epochs"] == epochs and metrics["train_seconds"] > 0
     assert not os.path.exists(os.path.join(run, "backup"))
     assert not [n for n in os.listdir(run) if n.startswith(".tmp-")]
+
+
+def test_sigkill_between_ensemble_members_then_rerun_reuses_the_finished_ones(tmp_path):
+    from seqclf.run_dir import RunDir
+
+    run = str(tmp_path / "run")
+    # Three members of a tiny bag-of-words model, about 4 s of training each: the kill lands
+    # once member 1 is saved, while member 2 trains.
+    cli = ["train", "--data", "word_order/tiny", "--model", "bow", "--units", "8",
+           "--embedding-dim", "8", "--batch-size", "2", "--steps-per-execution", "1",
+           "--epochs", "3", "--members", "3", "--out", run]
+    member_1 = os.path.join(run, "members", "member_1.json")
+    with _cli_processes(tmp_path, cli) as start:
+        first = start("first.log")
+        _wait_for(lambda: os.path.exists(member_1), first, 240, "member 1's record")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        assert not os.path.exists(os.path.join(run, "members", "member_2.json")), \
+            "the kill came after member 2 finished"
+        assert not os.path.exists(os.path.join(run, "metrics.json"))
+        # What the first run left: member 1 as saved, and member 0's best epoch in its backup.
+        saved = tmp_path / "saved"
+        os.makedirs(saved / "members")
+        for name in ("member_1.keras", "member_1.json"):
+            with open(os.path.join(run, "members", name), "rb") as src:
+                (saved / "members" / name).write_bytes(src.read())
+        saved_member, saved_record = RunDir(str(saved)).load_member(1)
+        with open(os.path.join(run, "backup", "state.json")) as f:
+            state = json.load(f)
+        assert state["epoch"] == 3  # member 0 had finished
+        best_file = os.path.join(run, "backup", state["early_stopping"]["best_weights"])
+        with np.load(best_file) as arrays:
+            best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+        second = start("second.log")
+        assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
+
+    log = (tmp_path / "second.log").read_text()
+    assert "member 0 had finished training (epoch 3 of 3)" in log
+    assert "member 1 of members 0-2 (seed 1): finished before the run stopped, reused" in log
+    assert "member 2 of members 0-2 (seed 2)\n" in log
+    assert log.count("Epoch 1/3") == 1  # member 2 alone trained
+    metrics = json.loads(open(os.path.join(run, "metrics.json")).read())
+    assert [m["member"] for m in metrics["members"]] == [0, 1, 2]
+    assert metrics["members"][1] == saved_record
+    model = RunDir(run).load_model()
+    for a, b in zip(model.get_layer("member_1").get_weights(), saved_member.get_weights(),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    member_0 = model.get_layer("member_0").get_weights()
+    assert len(member_0) == len(best_weights)
+    for a, b in zip(member_0, best_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not os.path.exists(os.path.join(run, "members"))
+    assert not os.path.exists(os.path.join(run, "backup"))
