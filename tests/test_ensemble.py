@@ -58,6 +58,16 @@ def test_recipe_ensembles_cheap_data_and_trains_one_model_on_big_or_tiny_data():
 def test_from_texts_builds_one_model():
     with pytest.raises(SeqclfError, match=r"trains ensembles. Received: members=3"):
         TextClassifier.from_texts(["good", "bad"], [1, 0], members=3)
+    # Data the recipe would ensemble: its choice is recorded, one model is built.
+    n = MIN_MEMBER_EXAMPLES + 200
+    texts = [f"w{i % 50} w{i * 7 % 50} w{i * 3 % 40}" for i in range(n)]
+    classifier = TextClassifier.from_texts(texts, [i % 2 for i in range(n)], units=4,
+                                           embedding_dim=4)
+    record = classifier.settings["recipe_record"]
+    assert classifier.settings["members"] == 1
+    assert record["choices"]["members"] == MAX_MEMBERS
+    assert f"one model built (the recipe's {MAX_MEMBERS} members" in record["why"][-1]
+    assert not any("given explicitly" in w for w in record["why"])
 
 
 @pytest.fixture(scope="module")

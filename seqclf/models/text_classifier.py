@@ -166,10 +166,14 @@ class TextClassifier(keras.Model):
                 "TextClassifier.from_texts builds one model; `seqclf.run.train` (`seqclf train`) "
                 f"trains ensembles. Received: members={fields['members']!r}"
             )
-        fields["members"] = 1
         values, preprocessor, record, _ = adapt_with_recipe(
             texts, class_counts, {**settings, **fields}, recipe
         )
+        if values["members"] > 1:
+            # The recipe's choice stays in the record; what is built is one model.
+            record["why"].append(f"one model built (the recipe's {values['members']} members "
+                                 "are trained by seqclf.run.train)")
+            values["members"] = 1
         if callable(embeddings):
             embeddings = embeddings(preprocessor.vocabulary)
         backbone = backbone_from_settings(
