@@ -119,7 +119,8 @@ def _curves(source, label, layer, epochs):
         out = []
         for (lay, epoch), group in rows.groupby(["layer", "epoch"], sort=True):
             group = group.sort_values("timestep")
-            name = f"{lay}, " + ("init" if epoch < 0 else f"epoch {epoch}")
+            # Labels count epochs from 1, as Keras' progress does; the frame's are 0-based.
+            name = f"{lay}, " + ("init" if epoch < 0 else f"epoch {epoch + 1}")
             out.append((f"{label}: {name}" if label else name, group["value"].to_numpy(float)))
         return out
     if isinstance(source, dict):
@@ -150,7 +151,8 @@ def plot_timestep_gradients(
         path: PNG path to save to (optional).
         labels: One label per source (e.g. model names), prefixed to the line labels.
         layer: Only plot this layer.
-        epochs: Only plot these epochs (frames only; -1 is the measurement at train begin).
+        epochs: Only plot these epochs (frames only; the frame's 0-based `epoch` values, -1
+            the measurement at train begin). Line labels count epochs from 1.
         title: Figure title.
         max_distance: Cut the x axis at this distance.
     """
@@ -348,14 +350,8 @@ def plot_gradients_by_position(frame, path=None, title=None):
     rows = frame[(frame["statistic"] == "input_grad_norm") & (frame["epoch"] >= 0)]
     if rows.empty:
         raise SeqclfError(f"The frame has no probe rows. Received: {len(frame)} rows")
-    first, last = int(rows["epoch"].min()), int(rows["epoch"].max())
-    curves = {}
-    for epoch in sorted({first, last}):
-        for layer, group in rows[rows["epoch"] == epoch].groupby("layer", sort=False):
-            group = group.sort_values("timestep")
-            curves[f"{layer}, epoch {epoch + 1}"] = group["value"].to_numpy(float)
     return plot_timestep_gradients(
-        curves, path=path,
+        rows, path=path, epochs=sorted({int(rows["epoch"].min()), int(rows["epoch"].max())}),
         title=title or "Gradient norm by distance from the end (validation probe batch)",
     )
 

@@ -122,6 +122,12 @@ def test_plots_name_the_missing_columns(run):
     with pytest.raises(SeqclfError, match=r"lacks columns \['stage'\]"):
         plot_gradient_overview(stats.drop(columns=["stage"]))
     probe = pd.read_csv(os.path.join(out, "gradients_by_position.csv"))
+    # One line per layer at the first and the last probed epoch, counted from 1.
+    epochs = sorted(probe.loc[probe["epoch"] >= 0, "epoch"].unique())
+    layers = sorted(probe["layer"].unique())
+    legend = plot_gradients_by_position(probe).axes[0].get_legend_handles_labels()[1]
+    assert sorted(legend) == sorted(f"{layer}, epoch {e + 1}" for layer in layers
+                                    for e in {epochs[0], epochs[-1]})
     with pytest.raises(SeqclfError, match=r"lacks columns \['timestep'\]"):
         plot_gradients_by_position(probe.drop(columns=["timestep"]))
     with pytest.raises(SeqclfError, match="must be a DataFrame"):
