@@ -173,6 +173,7 @@ def test_grpc_errors_carry_server_message(grpc_client):
     with pytest.raises(ServingError) as info:
         grpc_client.status("other")
     assert info.value.status == "NOT_FOUND" and "Servable not found" in info.value.server_message
+    assert str(info.value).startswith("gRPC ModelService/GetModelStatus to ")
 
 
 def test_grpc_retries_unavailable(server, grpc_client):

@@ -255,8 +255,10 @@ class GrpcClient(ServingClient):
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
-    def _call(self, method, request):
+    def _call(self, stub, name, request):
+        """`stub.name(request)`, retried while the server is UNAVAILABLE."""
         grpc = self._grpc
+        method = getattr(stub, name)
         last = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -267,8 +269,8 @@ class GrpcClient(ServingClient):
                 code = e.code()
                 details = e.details() or ""
                 last = ServingError(
-                    f"gRPC {method._method.decode() if hasattr(method, '_method') else 'call'} "
-                    f"to {self.target} failed with {code.name}: {details}",
+                    f"gRPC {type(stub).__name__.removesuffix('Stub')}/{name} to {self.target} "
+                    f"failed with {code.name}: {details}",
                     status=code.name,
                     server_message=details,
                 )
@@ -319,7 +321,7 @@ class GrpcClient(ServingClient):
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         request.output_filter.extend(output_filter or [])
-        response = self._call(self.prediction.Predict, request)
+        response = self._call(self.prediction, "Predict", request)
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
     def classify_request(self, model_name, texts, signature_name="classify", version=None):
@@ -335,7 +337,7 @@ class GrpcClient(ServingClient):
             example = request.input.example_list.examples.add()
             data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
             example.features.feature["text"].bytes_list.value.append(data)
-        response = self._call(self.prediction.Classify, request)
+        response = self._call(self.prediction, "Classify", request)
         return [
             [(c.label, float(c.score)) for c in row.classes]
             for row in response.result.classifications
@@ -350,7 +352,7 @@ class GrpcClient(ServingClient):
 
         request = get_model_status_pb2.GetModelStatusRequest()
         self._spec(request.model_spec, model_name, version, None)
-        response = self._call(self.models.GetModelStatus, request)
+        response = self._call(self.models, "GetModelStatus", request)
         return [
             {
                 "version": s.version,
@@ -368,7 +370,7 @@ class GrpcClient(ServingClient):
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         self._spec(request.model_spec, model_name, version, None)
         request.metadata_field.append("signature_def")
-        response = self._call(self.prediction.GetModelMetadata, request)
+        response = self._call(self.prediction, "GetModelMetadata", request)
         sigs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(sigs)
         return dict(sigs.signature_def)
