@@ -144,3 +144,32 @@ def test_tune_ensemble_scores_every_subset_of_seeds():
     assert subset_accuracies(probs, labels, ["a", "b"], 1) == pytest.approx([1 / 3, 1.0])
     # Averaged: [0.75, 0.25], [0.35, 0.65], [0.6, 0.4] -> a, b, a: all right.
     assert subset_accuracies(probs, labels, ["a", "b"], 2) == pytest.approx([1.0])
+
+
+def test_tune_ensemble_pools_members_of_several_runs(tmp_path):
+    from bench.tune_ensemble import pooled
+
+    labels, names = np.array(["a", "b", "a"]), np.array(["a", "b"])
+    # Two runs' files, one seed each: the same members as above, split across files.
+    np.savez(tmp_path / "x.npz", labels=labels, names=names,
+             seed0=np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6]]))
+    np.savez(tmp_path / "y.npz", labels=labels, names=names,
+             seed0=np.array([[0.6, 0.4], [0.1, 0.9], [0.8, 0.2]]))
+    files = [str(tmp_path / "x.npz"), str(tmp_path / "y.npz")]
+    results = tmp_path / "rows.jsonl"
+    assert pooled(files, str(results)) == 0
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["k"], r["subsets"]) for r in rows] == [(1, 2), (2, 1)]
+    assert rows[0]["mean"] == pytest.approx((1 / 3 + 1) / 2, abs=1e-4)
+    assert rows[1]["mean"] == 1.0
+    # Three classes, one text of class b: the averaged probabilities pick a (0.49 vs 0.26),
+    # the averaged log-probabilities b (member 1 all but rules a out: 0.001).
+    labels, names = np.array(["b"]), np.array(["a", "b", "c"])
+    np.savez(tmp_path / "x.npz", labels=labels, names=names, seed0=np.array([[0.98, 0.01, 0.01]]))
+    np.savez(tmp_path / "y.npz", labels=labels, names=names, seed0=np.array([[0.001, 0.5, 0.499]]))
+    for average, right in (("arithmetic", 0.0), ("geometric", 1.0)):
+        results.unlink()
+        assert pooled(files, str(results), average=average) == 0
+        rows = [json.loads(line) for line in results.read_text().splitlines()]
+        assert rows[-1]["k"] == 2 and rows[-1]["average"] == average
+        assert rows[-1]["mean"] == right
