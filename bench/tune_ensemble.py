@@ -54,10 +54,14 @@ def train_seeds(dataset, seeds, overrides):
     return probs, test_df["label"].astype(str).to_numpy(), records
 
 
+def ensemble_accuracy(members, labels, names):
+    """Accuracy of the class with the largest mean over `members` (probabilities or logs)."""
+    return float((np.asarray(names)[np.mean(members, axis=0).argmax(1)] == labels).mean())
+
+
 def subset_accuracies(probs, labels, names, k):
     """Accuracy of the averaged probabilities of every k-subset of the seeds."""
-    names = np.asarray(names)
-    return [float((names[np.mean([probs[s] for s in c], axis=0).argmax(1)] == labels).mean())
+    return [ensemble_accuracy([probs[s] for s in c], labels, names)
             for c in itertools.combinations(sorted(probs), k)]
 
 
@@ -126,8 +130,7 @@ def pooled(files, results, average="arithmetic", samples=200):
         subsets = list(itertools.combinations(range(len(members)), k))
         if len(subsets) > samples:
             subsets = rng.sample(subsets, samples)
-        accs = [float((names[np.mean([members[i] for i in c], axis=0).argmax(1)] == labels)
-                      .mean()) for c in subsets]
+        accs = [ensemble_accuracy([members[i] for i in c], labels, names) for c in subsets]
         rows.append({"pool": [os.path.basename(f) for f in files], "average": average,
                      "k": k, "subsets": len(subsets), "mean": round(float(np.mean(accs)), 4)})
         print(json.dumps(rows[-1]), flush=True)

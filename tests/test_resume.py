@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,10 +303,7 @@ def test_sigkill_between_ensemble_members_then_rerun_reuses_the_finished_ones(tm
         assert not os.path.exists(os.path.join(run, "metrics.json"))
         # What the first run left: member 1 as saved, and member 0's best epoch in its backup.
         saved = tmp_path / "saved"
-        os.makedirs(saved / "members")
-        for name in ("member_1.keras", "member_1.json"):
-            with open(os.path.join(run, "members", name), "rb") as src:
-                (saved / "members" / name).write_bytes(src.read())
+        shutil.copytree(os.path.join(run, "members"), saved / "members")
         saved_member, saved_record = RunDir(str(saved)).load_member(1)
         with open(os.path.join(run, "backup", "state.json")) as f:
             state = json.load(f)
