@@ -450,7 +450,7 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
     """Trains (resuming from the backup if there is one); returns the training seconds."""
     config = built.config
     state = backup.read_state()
-    if state is not None and (state.get("stopped") or state["epoch"] >= config.epochs):
+    if state is not None and RunBackup.resume_epoch(state, config.epochs) >= config.epochs:
         # Killed after training ended (in an ensemble's later members, or before metrics.json):
         # fit runs no epoch, and early stopping puts the best epoch's weights back.
         say(config, f"resuming {config.out}: "

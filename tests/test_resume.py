@@ -178,6 +178,18 @@ def test_run_backup_resumes_history_stats_and_early_stopping(tmp_path):
 # ---------------------------------------------------------------------- the CLI, killed
 
 
+@pytest.mark.parametrize("state, epochs, expected", [
+    ({"epoch": 2}, 5, 2),  # killed after epoch 2's backup: epoch 3 (index 2) runs next
+    ({"epoch": 5}, 5, 5),  # every epoch done: none runs
+    ({"epoch": 3, "stopped": True}, 5, 5),  # early stopping ended it: none runs
+    ({"epoch": 3, "stopped": False}, 5, 3),
+])
+def test_resume_epoch_is_the_next_epoch_or_the_end_once_early_stopping_ended_training(
+        state, epochs, expected):
+    # fit_stage reads it to say a member had finished; on_train_begin starts fit there.
+    assert RunBackup.resume_epoch(state, epochs) == expected
+
+
 def _wait_for(predicate, proc, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -128,6 +128,14 @@ class RunBackup(keras.callbacks.Callback):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
+    @staticmethod
+    def resume_epoch(state, epochs):
+        """The epoch a `fit` of `epochs` epochs resumes at from the saved `state`: the one after
+        the last saved, or `epochs` (none left to run) where early stopping had ended training."""
+        epoch = int(state["epoch"])
+        # Early stopping had ended the run before the crash: run no more epochs.
+        return max(epoch, int(epochs)) if state.get("stopped") else epoch
+
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
         state = self.read_state()
@@ -157,10 +165,7 @@ class RunBackup(keras.callbacks.Callback):
             # The weights file holds the optimizer's variables too; they must exist to be loaded.
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-        self.initial_epoch = int(state["epoch"])
-        if state.get("stopped"):
-            # Early stopping had ended the run before the crash: run no more epochs.
-            self.initial_epoch = max(self.initial_epoch, int(self.params.get("epochs", 0)))
+        self.initial_epoch = self.resume_epoch(state, self.params.get("epochs", 0))
         self.previous_seconds = float(state.get("train_seconds", 0.0))
         es = self.early_stopping
         saved = state.get("early_stopping")
