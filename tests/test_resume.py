@@ -175,9 +175,6 @@ def test_run_backup_resumes_history_stats_and_early_stopping(tmp_path):
     assert not (tmp_path / "backup").exists()
 
 
-# ---------------------------------------------------------------------- the CLI, killed
-
-
 @pytest.mark.parametrize("state, epochs, expected", [
     ({"epoch": 2}, 5, 2),  # killed after epoch 2's backup: epoch 3 (index 2) runs next
     ({"epoch": 5}, 5, 5),  # every epoch done: none runs
@@ -188,6 +185,9 @@ def test_resume_epoch_is_the_next_epoch_or_the_end_once_early_stopping_ended_tra
         state, epochs, expected):
     # fit_stage reads it to say a member had finished; on_train_begin starts fit there.
     assert RunBackup.resume_epoch(state, epochs) == expected
+
+
+# ---------------------------------------------------------------------- the CLI, killed
 
 
 def _wait_for(predicate, proc, timeout, what):

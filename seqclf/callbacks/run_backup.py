@@ -133,7 +133,6 @@ class RunBackup(keras.callbacks.Callback):
         """The epoch a `fit` of `epochs` epochs resumes at from the saved `state`: the one after
         the last saved, or `epochs` (none left to run) where early stopping had ended training."""
         epoch = int(state["epoch"])
-        # Early stopping had ended the run before the crash: run no more epochs.
         return max(epoch, int(epochs)) if state.get("stopped") else epoch
 
     def on_train_begin(self, logs=None):
