@@ -12,7 +12,7 @@ import numpy as np
 def _train(out, tfds_dir, seed):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "seqclf", "train", "--data", "word_order/tiny", "--model", "lstm",
-           "--units", "8", "--embedding-dim", "8", "--epochs", "2", "--seed", str(seed),
+           "--units", "8", "--embedding-dim", "8", "--epochs", "1", "--seed", str(seed),
            "--data-dir", tfds_dir, "--out", str(out), "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

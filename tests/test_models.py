@@ -173,41 +173,33 @@ def test_padded_ids_rejects_bad_max_length():
         PaddedIds(0)
 
 
-def test_end_to_end_keras_file_round_trip_in_fresh_process(tmp_path):
-    _, _, _, e2e = tiny_end_to_end("gru")
-    path = tmp_path / "e2e.keras"
-    e2e.save(path)
-    probe = ["good film", "", "a bad bad film indeed and more", "unseen words"]
-    np.save(tmp_path / "expected.npy", e2e.predict(np.array(probe, dtype=object), verbose=0))
-    code = textwrap.dedent(f"""
-        import numpy as np, keras
-        import seqclf.models  # registers PaddedIds and the vectorizer's standardize function
-        m = keras.models.load_model({str(path)!r})
-        expected = np.load({str(tmp_path / 'expected.npy')!r})
-        got = m.predict(np.array({probe!r}, dtype=object), verbose=0)
-        np.testing.assert_allclose(got, expected, atol=1e-6)
-    """)
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
-
-
-def test_keras_file_round_trip_in_fresh_process(tmp_path):
+def test_keras_files_round_trip_in_fresh_process(tmp_path):
+    # One fresh process loads both files: a bare backbone (seqclf's initializers) and an
+    # end-to-end model (PaddedIds and the vectorizer's standardize function).
     model = build_classifier("lstm", vocab_size=12, num_classes=2, embedding_dim=4, units=4,
                              lstm_init="chrono", bidirectional=True, pooling="max", seed=0)
-    path = tmp_path / "m.keras"
-    model.save(path)
+    model.save(tmp_path / "m.keras")
     np.save(tmp_path / "expected.npy", model.predict(X, verbose=0))
+    _, _, _, e2e = tiny_end_to_end("gru")
+    e2e.save(tmp_path / "e2e.keras")
+    probe = ["good film", "", "a bad bad film indeed and more", "unseen words"]
+    np.save(tmp_path / "expected_e2e.npy", e2e.predict(np.array(probe, dtype=object), verbose=0))
     code = textwrap.dedent(f"""
         import numpy as np, keras
-        import seqclf.models  # registers seqclf's initializers
-        m = keras.models.load_model({str(path)!r})
+        import seqclf.models  # registers seqclf's layers, initializers and standardize function
+        m = keras.models.load_model({str(tmp_path / 'm.keras')!r})
         x = np.array({X.tolist()})
         expected = np.load({str(tmp_path / 'expected.npy')!r})
         np.testing.assert_allclose(m.predict(x, verbose=0), expected, atol=1e-6)
         assert isinstance(m.get_layer("bidirectional_lstm_0").forward_layer.cell.bias_initializer,
                           __import__("seqclf.models", fromlist=["ChronoBias"]).ChronoBias)
+        e2e = keras.models.load_model({str(tmp_path / 'e2e.keras')!r})
+        expected = np.load({str(tmp_path / 'expected_e2e.npy')!r})
+        got = e2e.predict(np.array({probe!r}, dtype=object), verbose=0)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
     assert ChronoBias(10).get_config()["max_timescale"] == 10.0

@@ -53,8 +53,10 @@ def test_vanishing_gradients_smoke(tmp_path):
     assert (tmp_path / "gradient_stats.csv").is_file()
 
 
+# The fast-tier smokes call `main()` in this process (the script's own code, without paying a
+# fresh TensorFlow start per script); the slow ones above and below run them as a user would.
 def test_temporal_order_smoke(tmp_path):
-    _run("temporal_order.py", tmp_path)
+    _load("temporal_order.py").main(["--smoke", "--quiet", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [(m["cell"], m["init"]) for m in summary["models"]] == [
         ("simple_rnn", "default"), ("lstm", "default"), ("lstm", "chrono")
@@ -66,7 +68,8 @@ def test_temporal_order_smoke(tmp_path):
 
 @pytest.mark.shared_data
 def test_sst2_lstm_smoke(tmp_path, shared_data):
-    _run("sst2_lstm.py", tmp_path, "--data-dir", str(shared_data / "sst2"))
+    _load("sst2_lstm.py").main(["--smoke", "--quiet", "--out", str(tmp_path),
+                                "--data-dir", str(shared_data / "sst2")])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["train_rows"] == 400 and results["dev_rows"] == 100
     assert 0.0 <= results["dev_accuracy"] <= 1.0

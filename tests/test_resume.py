@@ -299,10 +299,10 @@ def test_sigkill_between_ensemble_members_then_rerun_reuses_the_finished_ones(tm
     from seqclf.run_dir import RunDir
 
     run = str(tmp_path / "run")
-    # Three members of a tiny bag-of-words model, about 4 s of training each: the kill lands
-    # once member 1 is saved, while member 2 trains.
+    # Three members of a tiny bag-of-words model, about a second of training each: the kill
+    # lands once member 1 is saved, while member 2 is built and traced (seconds on any host).
     cli = ["train", "--data", "word_order/tiny", "--model", "bow", "--units", "8",
-           "--embedding-dim", "8", "--batch-size", "2", "--steps-per-execution", "1",
+           "--embedding-dim", "8", "--batch-size", "8", "--steps-per-execution", "1",
            "--epochs", "3", "--members", "3", "--out", run]
     member_1 = os.path.join(run, "members", "member_1.json")
     with _cli_processes(tmp_path, cli) as start:
