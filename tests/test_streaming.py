@@ -180,6 +180,45 @@ def test_relabel_orders_classes_like_the_model(tsv):
         stream.relabel(["pos", "neg"])
 
 
+@pytest.mark.parametrize("fmt", ["tsv", "parquet"])
+def test_checking_pass_shows_progress_when_long_and_not_quiet(tmp_path, fmt, monkeypatch,
+                                                                capsys):
+    from seqclf.data import streaming
+
+    path = write_tsv(tmp_path / "d.tsv", 600)
+    if fmt == "parquet":
+        import pandas as pd
+
+        frame = pd.read_csv(path, sep="\t", keep_default_na=False)
+        path = tmp_path / "d.parquet"
+        frame.to_parquet(path)
+    # A short pass shows nothing, even when progress is asked for.
+    load_spec(str(path), stream=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(streaming, "PROGRESS_DELAY_S", 0.0)  # as if the pass were long
+    monkeypatch.setattr(streaming, "PROGRESS_EVERY", 100)
+    load_spec(str(path), stream=True, quiet=True)
+    assert capsys.readouterr().err == ""
+    load_spec(str(path), stream=True)
+    err = capsys.readouterr().err
+    # The bar ends at the whole file: its bytes, or a Parquet file's rows.
+    from tqdm import tqdm
+
+    total = (tqdm.format_sizeof(len(frame)) if fmt == "parquet"
+             else tqdm.format_sizeof(os.path.getsize(path), divisor=1024))
+    assert f"checking {path.name}: 100%" in err and f"| {total}/{total} [" in err, err
+
+
+def test_scan_counts_every_byte_it_reads(tmp_path):
+    from seqclf.data.files import scan_rows
+
+    path = write_tsv(tmp_path / "d.tsv", 300, crlf=True)
+    scan = scan_rows(path)
+    assert scan.total == os.path.getsize(path) and scan.unit == "B"
+    rows = sum(1 for _ in scan)
+    assert rows > 0 and scan.read[0] == scan.total
+
+
 def test_train_stream_end_to_end(tsv, tmp_path):
     out = str(tmp_path / "run")
     code = main(["train", "--data", str(tsv), "--stream", "--model", "gru", "--units", "4",

@@ -106,16 +106,18 @@ def label_names_of(values):
 # --- one pass over a file: (position, raw text, raw label) per row -------------------------------
 
 
-def _lines(path, keep_ends=False):
+def _lines(path, keep_ends=False, read=None):
     """(line number, decoded line) for every line of a text file.
 
     Lines end at `\n` only. Unless `keep_ends`, the `\n` and a `\r` before it (Windows files)
     are dropped; the CSV reader keeps them, as a quoted field may hold a line break. Invalid
     UTF-8 is an error naming the line and the byte column, found line by line so the file is
-    never read whole.
+    never read whole. `read`, a one-item list, counts the bytes read so far (for progress).
     """
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
+            if read is not None:
+                read[0] += len(raw)
             if not keep_ends and raw.endswith(b"\n"):
                 raw = raw[:-1]
                 if raw.endswith(b"\r"):
@@ -142,6 +144,8 @@ class _Scan:
     def __init__(self, path, fmt, text_column=None, label_column=None):
         self.path, self.fmt = path, fmt
         self.skipped = {}
+        # Progress of the pass: `read[0]` of `total` bytes (rows for Parquet, in `unit`s).
+        self.read, self.total, self.unit = [0], os.path.getsize(path), "B"
         self._rows = {"tsv": self._tsv, "csv": self._csv, "jsonl": self._jsonl,
                       "parquet": self._parquet}[fmt]()
         # The generators read up to the header (or first object) here, so errors about columns
@@ -179,7 +183,7 @@ class _Scan:
             )
 
     def _tsv(self):
-        lines = _lines(self.path)
+        lines = _lines(self.path, read=self.read)
         for _, line in lines:
             if line.strip():
                 header = line.split("\t")
@@ -205,7 +209,7 @@ class _Scan:
         first = {}  # the first line of the record being read, for messages
 
         def feed():
-            for n, line in _lines(self.path, keep_ends=True):
+            for n, line in _lines(self.path, keep_ends=True, read=self.read):
                 current[0] = n
                 if n == end + 1:
                     first[n] = line.rstrip("\r\n")
@@ -249,7 +253,7 @@ class _Scan:
 
     def _jsonl(self):
         header = None
-        for n, line in _lines(self.path):
+        for n, line in _lines(self.path, read=self.read):
             if not line.strip():
                 self._blank()
                 continue
@@ -286,10 +290,12 @@ class _Scan:
 
         try:
             f = pq.ParquetFile(self.path)
+            self.total, self.unit = f.metadata.num_rows, "row"
             yield list(f.schema_arrow.names)
             row = 0
             for batch in f.iter_batches(batch_size=8192, columns=[self.text_col, self.label_col]):
                 texts, labels = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                self.read[0] = row + len(texts)
                 for t, y in zip(texts, labels):
                     row += 1
                     yield row, t, y

@@ -121,7 +121,8 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
         if stream:
             from seqclf.data.streaming import open_stream
 
-            return open_stream(parsed.name, text_column, label_column, label_names=label_names)
+            return open_stream(parsed.name, text_column, label_column, label_names=label_names,
+                               progress=not quiet)
         return read_table(parsed.name, text_column, label_column, label_names=label_names)
     split = parsed.split or split or "train"
     if quiet:

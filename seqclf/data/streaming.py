@@ -18,6 +18,7 @@ Shuffling is local (a window of `shuffle_buffer` examples): a file sorted by lab
 shuffled once beforehand (`shuf`, `terashuf`), or training sees one class at a time.
 """
 
+import os
 import random
 
 import numpy as np
@@ -36,6 +37,10 @@ from seqclf.errors import SeqclfError
 
 NUM_BUCKETS = 10_000
 READ_BATCH = 1024
+# The checking pass's progress bar appears after this many seconds, and moves every
+# `PROGRESS_EVERY` rows (the pass reads some 60,000 rows a second on one core).
+PROGRESS_DELAY_S = 2.0
+PROGRESS_EVERY = 4096
 _M64 = (1 << 64) - 1
 
 
@@ -64,7 +69,7 @@ class _FileStats:
 
 
 def open_stream(path, text_column=None, label_column=None, label_names=None, *,
-                sample_size=50_000, sample_chars=5_000, sample_seed=0):
+                sample_size=50_000, sample_chars=5_000, sample_seed=0, progress=False):
     """Checks a data file in one pass and returns it as a `StreamedTextData`.
 
     Args:
@@ -77,6 +82,8 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
             memory even when texts are megabytes long; 5,000 characters are ~900 words, more
             than the default `max_length` of 256 tokens).
         sample_seed: seed of the reservoir sample.
+        progress: show a progress bar of the pass (bytes, or rows of a Parquet file) once it
+            has taken `PROGRESS_DELAY_S` seconds; short passes show nothing.
     """
     for name, value in (("sample_size", sample_size), ("sample_chars", sample_chars)):
         check_positive_int(name, value)
@@ -86,26 +93,35 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     rng = random.Random(sample_seed)
     reservoir = []
     rows = kept = 0
-    for pos, text, label in scan:
-        rows += 1
-        row = checker.check(pos, text, label)
-        if row is None:
-            continue
-        text, name = row
-        bucket = position_bucket(pos)
-        per_bucket = counts.get(name)
-        if per_bucket is None:
-            per_bucket = counts[name] = [0] * NUM_BUCKETS
-        per_bucket[bucket] += 1
-        kept += 1
-        # Reservoir sampling (Algorithm R): every kept row ends up in the sample with the same
-        # probability, sample_size / kept.
-        if len(reservoir) < sample_size:
-            reservoir.append((pos, bucket, text[:sample_chars], name))
-        else:
-            j = rng.randrange(kept)
-            if j < sample_size:
-                reservoir[j] = (pos, bucket, text[:sample_chars], name)
+    bar = _progress_bar(scan) if progress else None
+    try:
+        for pos, text, label in scan:
+            rows += 1
+            if bar is not None and not rows % PROGRESS_EVERY:
+                bar.update(scan.read[0] - bar.n)
+            row = checker.check(pos, text, label)
+            if row is None:
+                continue
+            text, name = row
+            bucket = position_bucket(pos)
+            per_bucket = counts.get(name)
+            if per_bucket is None:
+                per_bucket = counts[name] = [0] * NUM_BUCKETS
+            per_bucket[bucket] += 1
+            kept += 1
+            # Reservoir sampling (Algorithm R): every kept row ends up in the sample with the
+            # same probability, sample_size / kept.
+            if len(reservoir) < sample_size:
+                reservoir.append((pos, bucket, text[:sample_chars], name))
+            else:
+                j = rng.randrange(kept)
+                if j < sample_size:
+                    reservoir[j] = (pos, bucket, text[:sample_chars], name)
+        if bar is not None:
+            bar.update(scan.read[0] - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
     checker.finish()
     if rows == 0:
         raise SeqclfError(f"{scan.path}: the file has no data rows. Received: 0 rows")
@@ -124,6 +140,15 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     stats = _FileStats(scan.path, scan.text_col, scan.label_col, names, scan.columns, scan.fmt,
                        table, dict(scan.skipped), sample)
     return StreamedTextData(stats)
+
+
+def _progress_bar(scan):
+    from tqdm.auto import tqdm
+
+    # `delay`: a small file's pass ends before the bar would show, so it never clutters output.
+    return tqdm(total=scan.total, unit=scan.unit, unit_scale=True,
+                unit_divisor=1024 if scan.unit == "B" else 1000,
+                desc=f"checking {os.path.basename(scan.path)}", delay=PROGRESS_DELAY_S)
 
 
 class StreamedTextData:
