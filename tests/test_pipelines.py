@@ -1,4 +1,5 @@
-"""The one-file pipelines run end to end in `--smoke` mode (as a user would run them)."""
+"""The one-file pipelines run end to end in `--smoke` mode: through `main()` in the fast tier,
+as a user would run them (a fresh `python pipelines/...`) in the slow tier."""
 
 import json
 import os
