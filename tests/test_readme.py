@@ -1,12 +1,9 @@
 """The README's quick-tour script runs as written (on the tiny word-order config, one epoch):
-it trains, evaluates, predicts labels, saves, reloads (here also in a fresh process) and
-exports an export that TensorFlow's C++ loader serves."""
+it trains, evaluates, predicts labels, saves, reloads and exports an export that TensorFlow's
+C++ loader serves."""
 
 import pathlib
 import re
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
@@ -65,19 +62,8 @@ def test_quick_tour_script_trains_reloads_and_exports(tfds_dir, tmp_path, monkey
     assert probs.shape == (len(texts), val.num_classes)
     assert model.predict_labels(texts[:2]) == [val.label_names[k] for k in probs[:2].argmax(1)]
 
-    # The saved file, loaded in a fresh process, gives the same probabilities.
-    np.save(tmp_path / "expected.npy", probs)
-    check = textwrap.dedent(f"""
-        import numpy as np, keras
-        import seqclf.models  # registers TextClassifier
-        m = keras.saving.load_model("word_order.keras")
-        np.testing.assert_array_equal(m.predict({texts!r}), np.load("expected.npy"))
-        print("ok")
-    """)
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-
+    # `model` is the tour's own reload of the file it saved; a TextClassifier file loading in a
+    # fresh process is test_text_classifier's (one fresh TensorFlow import fewer here).
     # The export (validated through the C API as it was written) serves the same answers.
     export_dir = tmp_path / "serving" / "word_order" / "1"
     with capi.CApiHarness() as harness:

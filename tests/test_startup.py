@@ -57,11 +57,11 @@ def test_help_imports_no_tensorflow():
 
 def test_commands_print_no_tensorflow_start_up_lines(tmp_path, tfds_dir):
     run = str(tmp_path / "run")
+    # `--help` imports no TensorFlow (test above), and `evaluate` starts TensorFlow as `train`
+    # and `predict` do: each fresh process costs seconds of import, so they are not repeated.
     commands = [
-        ["--help"],
         ["train", "--data", "word_order/tiny", "--model", "gru", "--units", "4",
          "--embedding-dim", "4", "--epochs", "1", "--data-dir", tfds_dir, "--out", run, "--quiet"],
-        ["evaluate", run, "--data", "word_order/tiny:test", "--data-dir", tfds_dir],
         ["predict", run, "not good , just bad"],
         ["export", run, "--model-base-path", str(tmp_path / "serving")],
     ]
