@@ -9,6 +9,8 @@ scores the average of every subset of K models. Raw rows go to `--results` (JSON
 
 `--probs DIR` also keeps each seed's probabilities; `--pool A.npz,B.npz` then scores members
 drawn from several such runs together (more seeds of one variant, or a mix of variants).
+`--every-epoch` also keeps every epoch's validation figures and inner-test probabilities, and
+scores rules for choosing each member's epoch (round 11 of bench/tune_recipe.md).
 """
 
 import argparse
@@ -28,22 +30,61 @@ import numpy as np  # noqa: E402
 from bench import suite  # noqa: E402
 
 
-def train_seeds(dataset, seeds, overrides):
-    """{seed: probabilities on the inner test part}, the test labels and per-seed records."""
+def _epoch_recorder(texts, epochs_out):
+    """A `training_callbacks` replacement adding a callback that appends, at each epoch's end,
+    (val_accuracy, val_loss, probabilities on `texts`) to `epochs_out`."""
     import keras
 
+    import seqclf.training
+
+    shipped = seqclf.training.training_callbacks
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, preprocessor):
+            super().__init__()
+            self.ids = preprocessor(np.asarray(texts, dtype=object))
+
+        def on_epoch_end(self, epoch, logs=None):
+            epochs_out.append((float(logs["val_accuracy"]), float(logs["val_loss"]),
+                               self.model.predict(self.ids, batch_size=512, verbose=0)))
+
+    def callbacks(built):
+        return [*shipped(built), Record(built.classifier.preprocessor)]
+
+    return callbacks
+
+
+def train_seeds(dataset, seeds, overrides, every_epoch=None):
+    """{seed: probabilities on the inner test part}, the test labels and per-seed records.
+
+    `every_epoch`: a dict that gets, per seed, `(val_accuracy [E], val_loss [E], probabilities
+    [E, texts, classes])` of every epoch (the run itself still keeps its best epoch).
+    """
+    import keras
+
+    import seqclf.training
     from seqclf.run import TrainConfig, load_run, train
 
     _, train_df, test_df, _ = suite.splits(dataset, "tune")[0]
     probs, records = {}, []
+    shipped = seqclf.training.training_callbacks
     with tempfile.TemporaryDirectory(prefix="seqclf-ensemble-") as workdir:
         path = os.path.join(workdir, "train.tsv")
         suite._write(train_df, path)
         for seed in seeds:
             keras.backend.clear_session()
             out = os.path.join(workdir, f"run{seed}")
-            metrics = train(TrainConfig(data=path, out=out, seed=seed, quiet=True,
-                                        **{"members": 1, **overrides}))
+            epochs = []
+            if every_epoch is not None:
+                seqclf.training.training_callbacks = _epoch_recorder(
+                    test_df["sentence"].tolist(), epochs)
+            try:
+                metrics = train(TrainConfig(data=path, out=out, seed=seed, quiet=True,
+                                            **{"members": 1, **overrides}))
+            finally:
+                seqclf.training.training_callbacks = shipped
+            if every_epoch is not None:
+                every_epoch[seed] = tuple(np.asarray(x) for x in zip(*epochs, strict=True))
             run = load_run(out)
             p = run.classifier.predict(test_df["sentence"].tolist(), batch_size=256)
             # Columns in label order: the runs agree (labels are sorted names).
@@ -57,6 +98,40 @@ def train_seeds(dataset, seeds, overrides):
 def ensemble_accuracy(members, labels, names):
     """Accuracy of the class with the largest mean over `members` (probabilities or logs)."""
     return float((np.asarray(names)[np.mean(members, axis=0).argmax(1)] == labels).mean())
+
+
+def epoch_rules(every_epoch, labels, names, k, limit=300):
+    """{rule: mean accuracy of k-member ensembles, each member at the epoch the rule picks}.
+
+    `every_epoch[seed] = (val_accuracy [E], val_loss [E], probabilities [E, n, classes])`.
+    Rules: each member's best validation accuracy (what `seqclf train` keeps) or lowest
+    validation loss; one epoch for all k members, by their mean validation accuracy or loss;
+    and every fixed epoch (on the test part itself: a bound, not a rule). Over the first
+    `limit` k-subsets of the seeds.
+    """
+    subsets = list(itertools.combinations(sorted(every_epoch), k))[:limit]
+    n_epochs = min(len(v[0]) for v in every_epoch.values())
+
+    def score(pick):  # pick(subset) -> {seed: epoch index}
+        return float(np.mean([
+            ensemble_accuracy([every_epoch[s][2][e] for s, e in pick(c).items()], labels, names)
+            for c in subsets]))
+
+    def joint(which, best):
+        return lambda c: dict.fromkeys(c, int(best(np.mean(
+            [every_epoch[s][which][:n_epochs] for s in c], axis=0))))
+
+    rules = {
+        "each member: best val_accuracy": score(
+            lambda c: {s: int(np.argmax(every_epoch[s][0])) for s in c}),
+        "each member: lowest val_loss": score(
+            lambda c: {s: int(np.argmin(every_epoch[s][1])) for s in c}),
+        "one epoch for all: best mean val_accuracy": score(joint(0, np.argmax)),
+        "one epoch for all: lowest mean val_loss": score(joint(1, np.argmin)),
+    }
+    for e in range(n_epochs):
+        rules[f"epoch {e + 1} (bound)"] = score(lambda c, e=e: dict.fromkeys(c, e))
+    return rules
 
 
 def subset_accuracies(probs, labels, names, k):
@@ -78,6 +153,8 @@ def main(argv=None):
     p.add_argument("--pool", default=None,
                    help="score K members drawn from these .npz files (comma-separated) pooled")
     p.add_argument("--average", default="arithmetic", choices=("arithmetic", "geometric"))
+    p.add_argument("--every-epoch", action="store_true",
+                   help="also score rules for choosing each member's epoch (epoch_rules)")
     args = p.parse_args(argv)
     if args.pool:
         return pooled(args.pool.split(","), args.results, args.average)
@@ -85,7 +162,9 @@ def main(argv=None):
         p.error("--dataset is required unless --pool is given")
     seeds = [int(s) for s in args.seeds.split(",")]
     variant = json.loads(args.variant)
-    probs, labels, records = train_seeds(args.dataset, seeds, {"model": args.model, **variant})
+    every_epoch = {} if args.every_epoch else None
+    probs, labels, records = train_seeds(args.dataset, seeds, {"model": args.model, **variant},
+                                         every_epoch)
     names = records[0]["label_names"]
     if args.probs:
         os.makedirs(args.probs, exist_ok=True)
@@ -103,6 +182,14 @@ def main(argv=None):
                      "mean": round(float(np.mean(accs)), 4), "min": round(min(accs), 4),
                      "max": round(max(accs), 4)})
         print(json.dumps(rows[-1]), flush=True)
+    if every_epoch:
+        for k in sorted({1, min(5, len(seeds)), len(seeds)}):
+            rows.append({**tag, "k": k, "epoch_rules": {
+                rule: round(acc, 4)
+                for rule, acc in epoch_rules(every_epoch, labels, names, k).items()}})
+            print(json.dumps(rows[-1]), flush=True)
+        for r, s in zip(records, seeds, strict=True):
+            r["val_accuracy_by_epoch"] = [round(float(v), 4) for v in every_epoch[s][0]]
     with open(args.results, "a", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps({**tag, **r}) + "\n")

@@ -146,6 +146,31 @@ def test_tune_ensemble_scores_every_subset_of_seeds():
     assert subset_accuracies(probs, labels, ["a", "b"], 2) == pytest.approx([1.0])
 
 
+def test_tune_ensemble_scores_rules_for_each_members_epoch():
+    from bench.tune_ensemble import epoch_rules
+
+    labels, names = np.array(["a", "a"]), ["a", "b"]
+    right, wrong = [[0.9, 0.1]] * 2, [[0.1, 0.9]] * 2
+    every_epoch = {  # seed: (val_accuracy, val_loss, probabilities) per epoch
+        0: (np.array([0.4, 0.6]), np.array([0.9, 1.0]), np.array([right, wrong])),
+        1: (np.array([0.5, 0.9]), np.array([1.1, 0.8]),
+            np.array([[[0.2, 0.8]] * 2, [[0.8, 0.2]] * 2])),
+    }
+    one = epoch_rules(every_epoch, labels, names, 1)
+    assert one["each member: best val_accuracy"] == 0.5  # seed 0 picks its wrong epoch 2
+    assert one["each member: lowest val_loss"] == 1.0
+    assert one["epoch 1 (bound)"] == one["epoch 2 (bound)"] == 0.5
+    both = epoch_rules(every_epoch, labels, names, 2)
+    # Best val_accuracy: epoch 2 of each, [0.1, 0.9] + [0.8, 0.2] -> b, wrong.
+    assert both["each member: best val_accuracy"] == 0.0
+    # Lowest val_loss: seed 0's epoch 1 + seed 1's epoch 2 -> [0.85, 0.15]: right.
+    assert both["each member: lowest val_loss"] == 1.0
+    # Mean val_accuracy [0.45, 0.75] and mean val_loss [1.0, 0.9] both pick epoch 2 for both.
+    assert both["one epoch for all: best mean val_accuracy"] == 0.0
+    assert both["one epoch for all: lowest mean val_loss"] == 0.0
+    assert both["epoch 1 (bound)"] == 1.0 and both["epoch 2 (bound)"] == 0.0
+
+
 def test_tune_ensemble_pools_members_of_several_runs(tmp_path):
     from bench.tune_ensemble import pooled
 
