@@ -109,6 +109,9 @@ def _add_train(sub, parents):
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--text-column")
     p.add_argument("--label-column")
+    p.add_argument("--group-column", metavar="COLUMN",
+                   help="a column naming each row's group (a review and its edited twin, "
+                        "augmented copies): the held-out validation split keeps groups whole")
     p.add_argument("--data-dir", help="TFDS data directory (default ~/tensorflow_datasets)")
     p.add_argument("--stream", action="store_true",
                    help="read data files as a stream, for files larger than memory: one checking "

@@ -91,6 +91,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     text_column: str | None = None
     label_column: str | None = None
+    # A column naming each row's group: the held-out validation split keeps groups whole.
+    group_column: str | None = None
     data_dir: str | None = None
     embeddings: str | None = None
     gradient_stats: int | None = None

@@ -243,6 +243,7 @@ def data_stage(config):
     train_data = load_spec(
         config.data, data_dir=config.data_dir, text_column=config.text_column,
         label_column=config.label_column, quiet=config.quiet, stream=config.stream,
+        group_column=config.group_column,
     )
     if train_data.num_classes < 2:
         raise SeqclfError(
@@ -266,7 +267,9 @@ def data_stage(config):
     if val_data is None:
         pool = train_data
         train_data, val_data = train_data.split(config.val_fraction, seed=config.seed)
-        val_spec = f"{config.val_fraction:.0%} of {config.data} held out (seed {config.seed})"
+        val_spec = (f"{config.val_fraction:.0%} of {config.data}"
+                    + (f" (whole groups of {config.group_column!r})" if config.group_column else "")
+                    + f" held out (seed {config.seed})")
     for what, d in (("training", train_data), ("validation", val_data)):
         if d.skipped:
             say(config, f"{what} data {d.source}: skipped {d.skipped}")

@@ -132,3 +132,21 @@ def test_choices_come_from_the_library():
                        "pooling": names.POOLINGS, "lstm_init": names.LSTM_INITS,
                        "lr_schedule": names.LR_SCHEDULES, "optimizer": names.OPTIMIZERS,
                        "strategy": names.STRATEGIES}
+
+
+def test_group_column_holds_out_whole_groups(tmp_path, capsys):
+    # Twins with opposite labels: a validation row whose twin was trained on is no test at all.
+    rows = [(f"film {i} was {w}", y, f"g{i}") for i in range(30)
+            for w, y in (("good", "pos"), ("not good", "neg"))]
+    path = tmp_path / "pairs.tsv"
+    pd.DataFrame(rows, columns=["sentence", "label", "pair"]).to_csv(path, sep="\t", index=False)
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", str(path), "--group-column", "pair", "--units", "4",
+                 "--embedding-dim", "4", "--epochs", "1", "--out", out, "--quiet"]) == 0
+    config = json.loads(open(os.path.join(out, "config.json"), encoding="utf-8").read())
+    assert config["group_column"] == "pair"
+    assert config["val"] == f"10% of {path} (whole groups of 'pair') held out (seed 0)"
+    capsys.readouterr()
+    assert main(["train", "--data", str(path), "--group-column", "twin", "--out",
+                 str(tmp_path / "other"), "--quiet"]) == 2
+    assert "no group column 'twin'" in capsys.readouterr().err

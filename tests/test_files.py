@@ -18,6 +18,19 @@ def _write(path, text, mode="w"):
     return path
 
 
+def _write_frame(frame, path, fmt):
+    """`frame` as a file of format `fmt` (tsv, csv, jsonl, parquet), written by pandas."""
+    if fmt == "tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    return path
+
+
 def test_glue_tsv_loads_with_no_options(tmp_path):
     path = _write(tmp_path / "train.tsv", 'sentence\tlabel\nit \'s " odd " \t1\nnot good \t0\n')
     data = read_table(path)
@@ -30,13 +43,7 @@ def test_glue_tsv_loads_with_no_options(tmp_path):
 def test_other_formats_and_named_columns(tmp_path, fmt):
     frame = pd.DataFrame({"body": ["good film", "bad film", "fine"],
                           "stars": ["pos", "neg", "pos"]})
-    path = tmp_path / f"data.{fmt}"
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    elif fmt == "jsonl":
-        frame.to_json(path, orient="records", lines=True)
-    else:
-        frame.to_parquet(path)
+    path = _write_frame(frame, tmp_path / f"data.{fmt}", fmt)
     data = read_table(path, text_column="body", label_column="stars")
     assert data.label_names == ["neg", "pos"]
     assert data.labels.tolist() == [1, 0, 1]
@@ -133,3 +140,53 @@ def test_null_texts_are_skipped_but_numbers_are_errors(tmp_path):
     rows += '{"text": 5, "label": 1}\n'
     with pytest.raises(SeqclfError, match=r"d\.jsonl:4: column 'text' must hold text.*Received: 5"):
         read_table(_write(tmp_path / "d.jsonl", rows))
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "parquet"])
+def test_group_column_is_read_and_split_keeps_groups_whole(tmp_path, fmt):
+    # Pairs of near-twins with opposite labels (as counterfactual edits are), one empty text.
+    pairs = 20
+    frame = pd.DataFrame({
+        "text": [f"review {i} {'good' if k else 'bad'}" for i in range(pairs) for k in (0, 1)]
+        + [""],
+        "label": ["neg", "pos"] * pairs + ["pos"],
+        "pair": [i for i in range(pairs) for _ in (0, 1)] + [99],
+    })
+    path = _write_frame(frame, tmp_path / f"data.{fmt}", fmt)
+    data = read_table(path, group_column="pair")
+    assert data.skipped == {"empty_text": 1}  # the empty text and its group are left out
+    assert data.groups.tolist() == [str(i) for i in range(pairs) for _ in (0, 1)]
+    assert read_table(path).groups is None
+    rest, held = data.split(0.1, seed=3)
+    assert len(held) == 4 and len(rest) == 36  # 2 of the 20 groups, both rows of each
+    assert set(held.groups).isdisjoint(rest.groups)
+    assert sorted(held.texts.tolist() + rest.texts.tolist()) == sorted(data.texts.tolist())
+    # Seeded: another seed holds out other groups, the same seed the same ones.
+    assert data.split(0.1, seed=3)[1].groups.tolist() == held.groups.tolist()
+    assert any(data.split(0.1, seed=s)[1].groups.tolist() != held.groups.tolist()
+               for s in range(4, 8))
+    # Relabelled (a model's class order) and subsets keep each row's group.
+    flipped = data.relabel(["pos", "neg"])
+    assert flipped.groups.tolist() == data.groups.tolist()
+    assert flipped.labels.tolist() == (1 - data.labels).tolist()
+
+
+def test_group_column_errors_name_the_file_column_and_row(tmp_path):
+    path = _write(tmp_path / "d.tsv", "sentence\tlabel\tpair\ngood\tpos\t1\nbad\tneg\t \n")
+    with pytest.raises(SeqclfError, match=r"d\.tsv:3: the group column 'pair' holds no group "
+                                          r"name\. Received: ' '"):
+        read_table(path, group_column="pair")
+    with pytest.raises(SeqclfError, match=r"no group column 'batch'.*Received: group_column="):
+        read_table(path, group_column="batch")
+    with pytest.raises(SeqclfError, match="must differ.*Received: group_column='label'"):
+        read_table(path, group_column="label")
+    one = _write(tmp_path / "one.tsv", "sentence\tlabel\tpair\ngood\tpos\t1\nbad\tneg\t1\n")
+    with pytest.raises(SeqclfError, match=r"at least 2 groups .*Received: 1 group\(s\) in 2 rows"):
+        read_table(one, group_column="pair").split(0.1, seed=0)
+    nested = _write(tmp_path / "n.jsonl", '{"text": "good", "label": "pos", "pair": [1]}\n')
+    with pytest.raises(SeqclfError, match=r"n\.jsonl:1: the group column 'pair' holds no group"):
+        read_table(nested, group_column="pair")
+    with pytest.raises(SeqclfError, match="cannot be used with a stream.*group_column='pair'"):
+        load_spec(str(path), stream=True, group_column="pair")
+    with pytest.raises(SeqclfError, match="a TFDS dataset.*group_column='pair'"):
+        load_spec("word_order", data_dir=str(tmp_path), group_column="pair")

@@ -138,10 +138,11 @@ class _Scan:
     """The header of a file and an iterator over its rows.
 
     `columns` is known on construction; iterating yields `(position, text, label)` with the raw
-    values of the two chosen columns, and counts blank lines in `skipped`.
+    values of the two chosen columns (and the group column's as a fourth, when one is named), and
+    counts blank lines in `skipped`.
     """
 
-    def __init__(self, path, fmt, text_column=None, label_column=None):
+    def __init__(self, path, fmt, text_column=None, label_column=None, group_column=None):
         self.path, self.fmt = path, fmt
         self.skipped = {}
         # Progress of the pass: `read[0]` of `total` bytes (rows for Parquet, in `unit`s).
@@ -161,6 +162,21 @@ class _Scan:
                 f"{self.text_col!r}, label_column={self.label_col!r}"
             )
         self._ti, self._li = self.columns.index(self.text_col), self.columns.index(self.label_col)
+        self.group_col, self._gi = None, None
+        if group_column is not None:
+            self.group_col = _pick(self.columns, group_column, (), "group", path, "group_column")
+            if self.group_col in (self.text_col, self.label_col):
+                raise SeqclfError(
+                    f"{path}: the group column must differ from the text and label columns. "
+                    f"Received: group_column={group_column!r}"
+                )
+            self._gi = self.columns.index(self.group_col)
+
+    def _row(self, pos, fields):
+        """What iterating yields for a row whose fields are `fields` (a list, by column)."""
+        if self._gi is None:
+            return pos, fields[self._ti], fields[self._li]
+        return pos, fields[self._ti], fields[self._li], fields[self._gi]
 
     def where(self, pos):
         return f"{self.path} row {pos}" if self.fmt == "parquet" else f"{self.path}:{pos}"
@@ -202,7 +218,7 @@ class _Scan:
                 # Column of the first surplus tab, or the end of a short line.
                 column = (len("\t".join(fields[:width])) if len(fields) > width else len(line)) + 1
                 self._check_fields(n, fields, line, "tab-separated", column)
-            yield n, fields[self._ti], fields[self._li]
+            yield self._row(n, fields)
 
     def _csv(self):
         current = [0]
@@ -247,7 +263,7 @@ class _Scan:
                 yield header
                 continue
             self._check_fields(start, record, ",".join(record), "comma-separated")
-            yield start, record[self._ti], record[self._li]
+            yield self._row(start, record)
         if header is None:
             self._empty()
 
@@ -280,7 +296,8 @@ class _Scan:
                 # is skipped as empty, a missing label is an error).
                 header = list(obj)
                 yield header
-            yield n, obj.get(self.text_col), obj.get(self.label_col)
+            row = (n, obj.get(self.text_col), obj.get(self.label_col))
+            yield row if self.group_col is None else (*row, obj.get(self.group_col))
         if header is None:
             self._empty()
 
@@ -293,12 +310,13 @@ class _Scan:
             self.total, self.unit = f.metadata.num_rows, "row"
             yield list(f.schema_arrow.names)
             row = 0
-            for batch in f.iter_batches(batch_size=8192, columns=[self.text_col, self.label_col]):
-                texts, labels = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-                self.read[0] = row + len(texts)
-                for t, y in zip(texts, labels):
+            wanted = [self.text_col, self.label_col] + ([self.group_col] if self.group_col else [])
+            for batch in f.iter_batches(batch_size=8192, columns=wanted):
+                values = [batch.column(k).to_pylist() for k in range(len(wanted))]
+                self.read[0] = row + len(values[0])
+                for fields in zip(*values):
                     row += 1
-                    yield row, t, y
+                    yield (row, *fields)
         except (pa.ArrowException, OSError) as e:
             raise SeqclfError(
                 f"{self.path}: cannot parse as PARQUET: {str(e).rstrip('.')}. "
@@ -390,13 +408,13 @@ class RowChecker:
                 raise SeqclfError(message(count))
 
 
-def scan_rows(path, text_column=None, label_column=None):
+def scan_rows(path, text_column=None, label_column=None, group_column=None):
     """Opens a data file for one pass; returns a `_Scan` (columns known, rows iterable)."""
     path = os.fspath(path)
-    return _Scan(path, table_format(path), text_column, label_column)
+    return _Scan(path, table_format(path), text_column, label_column, group_column)
 
 
-def read_table(path, text_column=None, label_column=None, label_names=None):
+def read_table(path, text_column=None, label_column=None, label_names=None, group_column=None):
     """Reads a labelled text file into a `TextData`.
 
     Args:
@@ -405,21 +423,27 @@ def read_table(path, text_column=None, label_column=None, label_names=None):
             `LABEL_COLUMNS` present.
         label_names: the class names to map labels onto (a trained model's); labels outside
             them are an error. By default they are the sorted distinct labels.
+        group_column: a column naming each row's group (rows that must not be split between
+            training and validation: a review and its edited twin, augmented copies); read into
+            `TextData.groups`, which `TextData.split` then holds out whole. A row with an empty
+            group is an error that names it.
 
     Blank lines and rows with empty or whitespace-only text are skipped and counted in
     `TextData.skipped`; invalid UTF-8, ragged lines, malformed quoting or JSON, missing labels,
     unknown labels and empty files are errors that name the line.
     """
-    scan = scan_rows(path, text_column, label_column)
+    scan = scan_rows(path, text_column, label_column, group_column)
     checker = RowChecker(scan, label_names)
-    texts, names = [], []
+    texts, names, groups = [], [], []
     rows = 0
-    for pos, text, label in scan:
+    for pos, text, label, *group in scan:
         rows += 1
         kept = checker.check(pos, text, label)
         if kept is not None:
             texts.append(kept[0])
             names.append(kept[1])
+            if group:
+                groups.append(_group_name(scan, pos, group[0]))
     checker.finish()
     if rows == 0:
         raise SeqclfError(f"{scan.path}: the file has no data rows. Received: 0 rows")
@@ -436,4 +460,15 @@ def read_table(path, text_column=None, label_column=None, label_names=None):
         label_names,
         source=scan.path,
         skipped=dict(scan.skipped),
+        groups=None if group_column is None else np.array(groups, dtype=object),
     )
+
+
+def _group_name(scan, pos, value):
+    """A row's group as a string (JSON 3 and "3" are one group); empty or nested is an error."""
+    if isinstance(value, (dict, list)) or value is None or not str(value).strip():
+        raise SeqclfError(
+            f"{scan.where(pos)}: the group column {scan.group_col!r} holds no group name. "
+            f"Received: {_show(value)}"
+        )
+    return str(value)

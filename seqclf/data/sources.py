@@ -100,7 +100,7 @@ def _from_builder(builder, split, spec_text, quiet):
 
 
 def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column=None,
-              label_names=None, download=False, quiet=False, stream=False):
+              label_names=None, download=False, quiet=False, stream=False, group_column=None):
     """Loads the data a spec names as a `TextData`.
 
     Args:
@@ -114,16 +114,26 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
         stream: for a file, return a `seqclf.data.streaming.StreamedTextData` (one checking
             pass; the texts are read again by its `dataset()`), for files larger than memory.
             TFDS datasets are loaded in memory either way.
+        group_column: for a file, the column naming each row's group (`read_table`).
     """
     parsed = parse_spec(spec)
     data_dir = data_dir or DEFAULT_DATA_DIR
+    if group_column is not None and (parsed.kind != "file" or stream):
+        # A streamed file's validation rows are chosen by a hash of the line number, row by row.
+        raise SeqclfError(
+            "`group_column` needs a data file read into memory: it cannot be used with "
+            + ("a stream (pass validation data held out by group with --val instead)"
+               if parsed.kind == "file" else "a TFDS dataset")
+            + f". Received: spec={spec!r}, stream={stream}, group_column={group_column!r}"
+        )
     if parsed.kind == "file":
         if stream:
             from seqclf.data.streaming import open_stream
 
             return open_stream(parsed.name, text_column, label_column, label_names=label_names,
                                progress=not quiet)
-        return read_table(parsed.name, text_column, label_column, label_names=label_names)
+        return read_table(parsed.name, text_column, label_column, label_names=label_names,
+                          group_column=group_column)
     split = parsed.split or split or "train"
     if quiet:
         tfds.disable_progress_bar()

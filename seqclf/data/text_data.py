@@ -17,6 +17,8 @@ class TextData:
         label_names: the class names, in class-id order.
         source: where the data came from (a path or spec), for messages.
         skipped: counts of rows left out while loading, by reason.
+        groups: None, or each row's group name (`read_table(group_column=...)`): `split` then
+            holds out whole groups.
     """
 
     texts: np.ndarray
@@ -24,6 +26,7 @@ class TextData:
     label_names: list
     source: str = ""
     skipped: dict = dataclasses.field(default_factory=dict)
+    groups: np.ndarray | None = None
 
     def __post_init__(self):
         self.texts = np.asarray(self.texts, dtype=object)
@@ -34,6 +37,13 @@ class TextData:
                 f"texts and labels differ in length. Received: {len(self.texts)} texts, "
                 f"{len(self.labels)} labels"
             )
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=object)
+            if len(self.groups) != len(self.texts):
+                raise SeqclfError(
+                    f"texts and groups differ in length. Received: {len(self.texts)} texts, "
+                    f"{len(self.groups)} groups"
+                )
 
     def __len__(self):
         return len(self.texts)
@@ -47,7 +57,7 @@ class TextData:
         source, and dropping them would hide rows lost while loading)."""
         skipped = dict(self.skipped if skipped is None else skipped)
         return TextData(self.texts[index], self.labels[index], self.label_names, self.source,
-                        skipped)
+                        skipped, None if self.groups is None else self.groups[index])
 
     def dataset(self, vectorizer, **kwargs):
         """`make_dataset(self.texts, self.labels, vectorizer, **kwargs)`: the same call as for a
@@ -61,15 +71,19 @@ class TextData:
         if list(label_names) == self.label_names:
             return self
         mapping = label_mapping(self.source, self.label_names, label_names)
-        return TextData(self.texts, mapping[self.labels], label_names, self.source, self.skipped)
+        return TextData(self.texts, mapping[self.labels], label_names, self.source, self.skipped,
+                        self.groups)
 
     def split(self, fraction, seed):
         """Holds out a stratified `fraction` as a second `TextData`: returns (rest, held_out).
 
-        The rest keeps the source's `skipped` counts and the held-out part has none, so adding
-        the two counts rows once.
+        With `groups`, it holds out `fraction` of the groups instead (whole, not stratified): a
+        row never validates a model trained on its own group. The rest keeps the source's
+        `skipped` counts and the held-out part has none, so adding the two counts rows once.
         """
         rng = np.random.default_rng(seed)
+        if self.groups is not None:
+            return self._split_groups(fraction, rng)
         held = []
         for c in range(self.num_classes):
             idx = np.flatnonzero(self.labels == c)
@@ -79,6 +93,20 @@ class TextData:
             held.extend(idx[: min(len(idx) - 1, max(1, round(len(idx) * fraction)))])
         mask = np.zeros(len(self), dtype=bool)
         mask[held] = True
+        return self.subset(~mask), self.subset(mask, skipped={})
+
+    def _split_groups(self, fraction, rng):
+        names, inverse = np.unique(self.groups.astype(str), return_inverse=True)
+        if len(names) < 2:
+            raise SeqclfError(
+                f"{self.source}: holding out validation data by group needs at least 2 groups "
+                f"(or pass validation data). Received: {len(names)} group(s) in {len(self)} rows"
+            )
+        # At least one group held out and at least one kept, as for classes above.
+        n_held = min(len(names) - 1, max(1, round(len(names) * fraction)))
+        held = np.zeros(len(names), dtype=bool)
+        held[rng.permutation(len(names))[:n_held]] = True
+        mask = held[inverse]
         return self.subset(~mask), self.subset(mask, skipped={})
 
 
