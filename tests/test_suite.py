@@ -1,6 +1,7 @@
 """The benchmark suite (`bench/suite.py`): protocols, statistics, table and targets. No training."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,36 @@ def test_pair_accuracy_needs_both_members_right():
     test = pd.DataFrame({"label": ["Positive", "Negative", "Positive", "Negative"],
                          "batch_id": ["1", "1", "2", "2"]})
     assert suite.pair_accuracy(test, ["Positive", "Negative", "Positive", "Positive"]) == 0.5
+
+
+def test_paired_training_data_validates_on_whole_pairs(tmp_path, monkeypatch):
+    # A review and its counterfactual twin (opposite label) on both sides of the validation
+    # split would make validation accuracy meaningless: run_seqclf holds out whole pairs.
+    import seqclf.run
+
+    pairs = 40
+    train = pd.DataFrame({"sentence": [f"p{i} {side}" for i in range(pairs) for side in "ab"],
+                          "label": ["Positive", "Negative"] * pairs,
+                          "batch_id": [str(i) for i in range(pairs) for _ in "ab"]})
+    seen = {}
+
+    def fake_train(config):
+        read = {k: pd.read_csv(path, sep="\t")["sentence"] for k, path in
+                (("train", config.data), ("val", config.val))}
+        seen.update({k: {t.split()[0] for t in v} for k, v in read.items()},
+                    rows={k: len(v) for k, v in read.items()})
+        os.makedirs(config.out)
+        with open(os.path.join(config.out, "config.json"), "w") as f:
+            f.write("{}")
+        return {"train_seconds": 1.0, "epochs": 1, "best_epoch": 1}
+
+    monkeypatch.setattr(seqclf.run, "train", fake_train)
+    monkeypatch.setattr(seqclf.run, "evaluate",
+                        lambda out, path: {"accuracy": 1.0, "shuffled_accuracy": 1.0})
+    (tmp_path / "work").mkdir()
+    suite.run_seqclf(train, train.drop(columns="batch_id"), {}, 0, str(tmp_path / "work"))
+    assert seen["rows"] == {"train": 72, "val": 8}  # 10% of the pairs, both members each
+    assert seen["train"].isdisjoint(seen["val"]) and len(seen["val"]) == 4
 
 
 def test_markdown_block_is_replaced_not_appended(tmp_path):
