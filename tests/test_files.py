@@ -183,6 +183,11 @@ def test_group_column_errors_name_the_file_column_and_row(tmp_path):
     one = _write(tmp_path / "one.tsv", "sentence\tlabel\tpair\ngood\tpos\t1\nbad\tneg\t1\n")
     with pytest.raises(SeqclfError, match=r"at least 2 groups .*Received: 1 group\(s\) in 2 rows"):
         read_table(one, group_column="pair").split(0.1, seed=0)
+    gap = _write_frame(pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"],
+                                     "pair": [1.0, float("nan")]}), tmp_path / "g.parquet",
+                       "parquet")
+    with pytest.raises(SeqclfError, match=r"g\.parquet row 2: the group column 'pair' holds no"):
+        read_table(gap, group_column="pair")
     nested = _write(tmp_path / "n.jsonl", '{"text": "good", "label": "pos", "pair": [1]}\n')
     with pytest.raises(SeqclfError, match=r"n\.jsonl:1: the group column 'pair' holds no group"):
         read_table(nested, group_column="pair")

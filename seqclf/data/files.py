@@ -465,8 +465,10 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
 
 
 def _group_name(scan, pos, value):
-    """A row's group as a string (JSON 3 and "3" are one group); empty or nested is an error."""
-    if isinstance(value, (dict, list)) or value is None or not str(value).strip():
+    """A row's group as a string (JSON 3 and "3" are one group); empty, missing (None, NaN: a
+    numeric Parquet column's gaps) or nested is an error."""
+    missing = value is None or isinstance(value, float) and math.isnan(value)
+    if missing or isinstance(value, (dict, list)) or not str(value).strip():
         raise SeqclfError(
             f"{scan.where(pos)}: the group column {scan.group_col!r} holds no group name. "
             f"Received: {_show(value)}"
