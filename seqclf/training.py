@@ -52,10 +52,14 @@ _RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
 
 
 def _check_same_config(out, saved, given):
+    from seqclf.run import TrainConfig
+
     missing = object()
+    # A field newer than the saved run had its default then (e.g. group_column=None).
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     differing = sorted(
         k for k in given
-        if k not in _RESUME_FREE_FIELDS and saved.get(k, missing) != given[k]
+        if k not in _RESUME_FREE_FIELDS and saved.get(k, defaults.get(k, missing)) != given[k]
     )
     if differing:
         def listed(values):
@@ -263,6 +267,9 @@ def data_stage(config):
             if config.val:
                 raise
             # Otherwise the dataset has no validation split: one is held out below.
+    if val_data is not None and config.group_column is not None:
+        say(config, f"--group-column {config.group_column!r} is unused: validation data is "
+                    f"{val_spec}, not held out of the training data")
     pool = None
     if val_data is None:
         pool = train_data

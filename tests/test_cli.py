@@ -150,3 +150,15 @@ def test_group_column_holds_out_whole_groups(tmp_path, capsys):
     assert main(["train", "--data", str(path), "--group-column", "twin", "--out",
                  str(tmp_path / "other"), "--quiet"]) == 2
     assert "no group column 'twin'" in capsys.readouterr().err
+
+
+def test_resuming_a_run_saved_before_a_new_setting_existed():
+    # An unfinished run's config.json from before `group_column` existed resumes when the new
+    # field keeps its default, and is refused, naming it, when it does not.
+    from seqclf.errors import SeqclfError
+    from seqclf.training import _check_same_config
+
+    saved = {"units": 8, "model": "lstm"}
+    _check_same_config("runs/r", saved, {"units": 8, "model": "lstm", "group_column": None})
+    with pytest.raises(SeqclfError, match=r"\(group_column=None\).*Received: group_column='p'"):
+        _check_same_config("runs/r", saved, {"units": 8, "group_column": "p"})

@@ -193,5 +193,28 @@ def test_group_column_errors_name_the_file_column_and_row(tmp_path):
         read_table(nested, group_column="pair")
     with pytest.raises(SeqclfError, match="cannot be used with a stream.*group_column='pair'"):
         load_spec(str(path), stream=True, group_column="pair")
-    with pytest.raises(SeqclfError, match="a TFDS dataset.*group_column='pair'"):
+    with pytest.raises(SeqclfError, match="a TFDS or built-in dataset.*group_column='pair'"):
         load_spec("word_order", data_dir=str(tmp_path), group_column="pair")
+
+
+def test_group_split_keeps_every_class_in_training_and_reads_groups_as_labels(tmp_path):
+    # The only "b" rows are one group: it is never the one held out, whatever the seed.
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(18)],
+                          "label": ["a"] * 16 + ["b"] * 2,
+                          "pair": [f"g{i // 2}" for i in range(16)] + ["only b", "only b "]})
+    data = read_table(_write_frame(frame, tmp_path / "d.tsv", "tsv"), group_column="pair")
+    assert sorted(set(data.groups)) == sorted({f"g{i}" for i in range(8)} | {"only b"})
+    for seed in range(20):
+        rest, held = data.split(0.2, seed=seed)
+        assert "b" in {data.label_names[k] for k in rest.labels}, seed
+        assert len(held) == 4 and set(held.groups).isdisjoint(rest.groups)
+    # JSON 3, 3.0 and "3" name one group, as they would one label.
+    rows = [{"text": f"t{i}", "label": "a", "pair": g} for i, g in enumerate([3, 3.0, "3", 4])]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert read_table(path, group_column="pair").groups.tolist() == ["3", "3", "3", "4"]
+    # Each group holds a class no other group has: none can be held out.
+    frame = pd.DataFrame({"text": ["x", "y"], "label": ["a", "b"], "pair": ["1", "2"]})
+    data = read_table(_write_frame(frame, tmp_path / "e.parquet", "parquet"), group_column="pair")
+    with pytest.raises(SeqclfError, match="last training rows of a class.*Received: 2 groups"):
+        data.split(0.5, seed=0)

@@ -310,7 +310,8 @@ class _Scan:
             self.total, self.unit = f.metadata.num_rows, "row"
             yield list(f.schema_arrow.names)
             row = 0
-            wanted = [self.text_col, self.label_col] + ([self.group_col] if self.group_col else [])
+            wanted = [self.text_col, self.label_col] + (
+                [] if self.group_col is None else [self.group_col])
             for batch in f.iter_batches(batch_size=8192, columns=wanted):
                 values = [batch.column(k).to_pylist() for k in range(len(wanted))]
                 self.read[0] = row + len(values[0])
@@ -465,12 +466,15 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
 
 
 def _group_name(scan, pos, value):
-    """A row's group as a string (JSON 3 and "3" are one group); empty, missing (None, NaN: a
-    numeric Parquet column's gaps) or nested is an error."""
-    missing = value is None or isinstance(value, float) and math.isnan(value)
-    if missing or isinstance(value, (dict, list)) or not str(value).strip():
+    """A row's group as a name, read as labels are (`_label_text`: JSON 3, 3.0 and "3 " are one
+    group); empty, missing (None, NaN: a numeric column's gaps) or nested is an error."""
+    try:
+        name = _label_text(value)
+    except TypeError:
+        name = None
+    if name is None:
         raise SeqclfError(
             f"{scan.where(pos)}: the group column {scan.group_col!r} holds no group name. "
             f"Received: {_show(value)}"
         )
-    return str(value)
+    return name

@@ -123,7 +123,7 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
         raise SeqclfError(
             "`group_column` needs a data file read into memory: it cannot be used with "
             + ("a stream (pass validation data held out by group with --val instead)"
-               if parsed.kind == "file" else "a TFDS dataset")
+               if parsed.kind == "file" else "a TFDS or built-in dataset")
             + f". Received: spec={spec!r}, stream={stream}, group_column={group_column!r}"
         )
     if parsed.kind == "file":

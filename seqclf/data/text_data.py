@@ -102,10 +102,25 @@ class TextData:
                 f"{self.source}: holding out validation data by group needs at least 2 groups "
                 f"(or pass validation data). Received: {len(names)} group(s) in {len(self)} rows"
             )
-        # At least one group held out and at least one kept, as for classes above.
-        n_held = min(len(names) - 1, max(1, round(len(names) * fraction)))
-        held = np.zeros(len(names), dtype=bool)
-        held[rng.permutation(len(names))[:n_held]] = True
+        # Rows of each class in each group. Groups are drawn in a seeded order and a group is
+        # held out only if every class it holds keeps a training row elsewhere (the row split
+        # above keeps one per class too); at least one group is held out, one kept.
+        per_group = np.zeros((len(names), self.num_classes), dtype="int64")
+        np.add.at(per_group, (inverse, self.labels), 1)
+        kept = per_group.sum(axis=0)
+        wanted = min(len(names) - 1, max(1, round(len(names) * fraction)))
+        held, count = np.zeros(len(names), dtype=bool), 0
+        for g in rng.permutation(len(names)):
+            if count == wanted:
+                break
+            if np.all((kept > per_group[g]) | (per_group[g] == 0)):
+                held[g], count = True, count + 1
+                kept -= per_group[g]
+        if not count:
+            raise SeqclfError(
+                f"{self.source}: no group can be held out without taking the last training rows "
+                f"of a class; pass validation data instead. Received: {len(names)} groups"
+            )
         mask = held[inverse]
         return self.subset(~mask), self.subset(mask, skipped={})
 
