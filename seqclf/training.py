@@ -51,12 +51,15 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR = 0.3, 1, 1e-5
 _RESUME_FREE_FIELDS = ("out", "quiet", "tensorboard")
 
 
-def _check_same_config(out, saved, given):
-    from seqclf.run import TrainConfig
+def check_same_config(out, saved, given, defaults=None):
+    """Raises unless the settings `given` match the unfinished run's `saved` config.json.
 
+    `defaults` (field: default, as `dataclasses.fields` of a `TrainConfig` give them): a field
+    the saved run does not name is newer than that run, which had its default (e.g.
+    group_column=None).
+    """
     missing = object()
-    # A field newer than the saved run had its default then (e.g. group_column=None).
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = defaults or {}
     differing = sorted(
         k for k in given
         if k not in _RESUME_FREE_FIELDS and saved.get(k, defaults.get(k, missing)) != given[k]
@@ -69,6 +72,10 @@ def _check_same_config(out, saved, given):
             f"{out} holds an unfinished run with other settings ({listed(saved)}); to resume it "
             f"give the same settings, or choose another --out. Received: {listed(given)}"
         )
+
+
+def _defaults(config):
+    return {f.name: f.default for f in dataclasses.fields(config)}
 
 
 def _default_val_spec(data_spec):
@@ -225,7 +232,7 @@ def setup_stage(config):
         # Recipe fields left to the recipe are compared once resolved (below).
         given = {k: v for k, v in dataclasses.asdict(config).items()
                  if k != "val" and not (k in RECIPE_FIELDS and v is None)}
-        _check_same_config(out, saved_config, given)
+        check_same_config(out, saved_config, given, _defaults(config))
         if config.strategy == "multi_worker":
             # Only the chief has the backup: restoring it on the chief alone would leave the
             # workers training different weights.
@@ -393,7 +400,7 @@ def write_start_stage(setup, built):
     """`config.json` (with the recipe's record) and `vocabulary.txt`, before training."""
     resolved = built.classifier.run_config()
     if setup.saved_config is not None:
-        _check_same_config(setup.run.path, setup.saved_config, resolved)
+        check_same_config(setup.run.path, setup.saved_config, resolved, _defaults(setup.config))
     setup.run.write_config({**resolved, "recipe_record": built.record})
     setup.run.write_vocabulary(built.classifier.preprocessor.vocabulary)
 

@@ -156,9 +156,13 @@ def test_resuming_a_run_saved_before_a_new_setting_existed():
     # An unfinished run's config.json from before `group_column` existed resumes when the new
     # field keeps its default, and is refused, naming it, when it does not.
     from seqclf.errors import SeqclfError
-    from seqclf.training import _check_same_config
+    from seqclf.run import TrainConfig
+    from seqclf.training import check_same_config
 
-    saved = {"units": 8, "model": "lstm"}
-    _check_same_config("runs/r", saved, {"units": 8, "model": "lstm", "group_column": None})
+    saved, defaults = {"units": 8, "model": "lstm"}, {"group_column": None}
+    check_same_config("runs/r", saved, {"units": 8, "model": "lstm", "group_column": None},
+                      defaults)
     with pytest.raises(SeqclfError, match=r"\(group_column=None\).*Received: group_column='p'"):
-        _check_same_config("runs/r", saved, {"units": 8, "group_column": "p"})
+        check_same_config("runs/r", saved, {"units": 8, "group_column": "p"}, defaults)
+    # The defaults seqclf train passes are TrainConfig's own.
+    assert TrainConfig.__dataclass_fields__["group_column"].default is None
