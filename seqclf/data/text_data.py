@@ -77,8 +77,9 @@ class TextData:
     def split(self, fraction, seed):
         """Holds out a stratified `fraction` as a second `TextData`: returns (rest, held_out).
 
-        With `groups`, it holds out `fraction` of the groups instead (whole, not stratified): a
-        row never validates a model trained on its own group. The rest keeps the source's
+        With `groups`, it holds out `fraction` of the groups instead, whole, and only groups
+        whose classes keep training rows elsewhere: a row never validates a model trained on its
+        own group. The rest keeps the source's
         `skipped` counts and the held-out part has none, so adding the two counts rows once.
         """
         rng = np.random.default_rng(seed)
