@@ -218,3 +218,25 @@ def test_group_split_keeps_every_class_in_training_and_reads_groups_as_labels(tm
     data = read_table(_write_frame(frame, tmp_path / "e.parquet", "parquet"), group_column="pair")
     with pytest.raises(SeqclfError, match="last training rows of a class.*Received: 2 groups"):
         data.split(0.5, seed=0)
+
+
+def test_group_split_holds_out_a_fraction_of_the_rows_not_of_the_groups(tmp_path):
+    # One batch of 60 rows beside 20 pairs: holding out 10% of the groups could hold out the
+    # batch, 60% of the rows; the split holds out about 10% of the rows, in pairs.
+    frame = pd.DataFrame({
+        "text": [f"t{i}" for i in range(100)],
+        "label": ["a", "b"] * 50,
+        "pair": ["batch"] * 60 + [f"p{i // 2}" for i in range(40)],
+    })
+    data = read_table(_write_frame(frame, tmp_path / "d.tsv", "tsv"), group_column="pair")
+    for seed in range(10):
+        rest, held = data.split(0.1, seed=seed)
+        assert len(held) == 10 and "batch" not in set(held.groups), seed
+        assert len(rest) + len(held) == 100
+    # Every group is larger than the rows wanted: the smallest one that keeps the classes.
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": ["a", "b"] * 15,
+                          "pair": ["x"] * 12 + ["y"] * 10 + ["z"] * 8})
+    data = read_table(_write_frame(frame, tmp_path / "e.tsv", "tsv"), group_column="pair")
+    for seed in range(5):
+        rest, held = data.split(0.1, seed=seed)
+        assert set(held.groups) == {"z"} and len(held) == 8, seed

@@ -77,9 +77,9 @@ class TextData:
     def split(self, fraction, seed):
         """Holds out a stratified `fraction` as a second `TextData`: returns (rest, held_out).
 
-        With `groups`, it holds out `fraction` of the groups instead, whole, and only groups
-        whose classes keep training rows elsewhere: a row never validates a model trained on its
-        own group. The rest keeps the source's
+        With `groups`, it holds out whole groups instead, about `fraction` of the rows (at least
+        one group), and only groups whose classes keep training rows elsewhere: a row never
+        validates a model trained on its own group. The rest keeps the source's
         `skipped` counts and the held-out part has none, so adding the two counts rows once.
         """
         rng = np.random.default_rng(seed)
@@ -103,25 +103,38 @@ class TextData:
                 f"{self.source}: holding out validation data by group needs at least 2 groups "
                 f"(or pass validation data). Received: {len(names)} group(s) in {len(self)} rows"
             )
-        # Rows of each class in each group. Groups are drawn in a seeded order and a group is
-        # held out only if every class it holds keeps a training row elsewhere (the row split
-        # above keeps one per class too); at least one group is held out, one kept.
+        # Rows of each class in each group. `fraction` is of the rows, as in the row split
+        # above, not of the groups: one large group (a batch of a thousand rows among pairs)
+        # must not become most of the validation data. Groups are drawn in a seeded order; a
+        # group is held out if it fits within the rows still wanted and every class it holds
+        # keeps a training row elsewhere. If no group is that small, the smallest one that
+        # keeps the classes is held out alone.
         per_group = np.zeros((len(names), self.num_classes), dtype="int64")
         np.add.at(per_group, (inverse, self.labels), 1)
+        sizes = per_group.sum(axis=1)
         kept = per_group.sum(axis=0)
-        wanted = min(len(names) - 1, max(1, round(len(names) * fraction)))
-        held, count = np.zeros(len(names), dtype=bool), 0
-        for g in rng.permutation(len(names)):
-            if count == wanted:
-                break
-            if np.all((kept > per_group[g]) | (per_group[g] == 0)):
-                held[g], count = True, count + 1
+        wanted = max(1, round(len(self) * fraction))
+        held, held_rows = np.zeros(len(names), dtype=bool), 0
+
+        def keeps_classes(g):
+            return np.all((kept > per_group[g]) | (per_group[g] == 0))
+
+        order = rng.permutation(len(names))
+        for g in order:
+            if held_rows + sizes[g] <= wanted and keeps_classes(g):
+                held[g], held_rows = True, held_rows + sizes[g]
                 kept -= per_group[g]
-        if not count:
-            raise SeqclfError(
-                f"{self.source}: no group can be held out without taking the last training rows "
-                f"of a class; pass validation data instead. Received: {len(names)} groups"
-            )
+                if held_rows == wanted:
+                    break
+        if not held_rows:
+            fallback = [g for g in order[np.argsort(sizes[order], kind="stable")]
+                        if keeps_classes(g)]
+            if not fallback:
+                raise SeqclfError(
+                    f"{self.source}: no group can be held out without taking the last training "
+                    f"rows of a class; pass validation data instead. Received: {len(names)} groups"
+                )
+            held[fallback[0]] = True
         mask = held[inverse]
         return self.subset(~mask), self.subset(mask, skipped={})
 
