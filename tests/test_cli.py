@@ -146,6 +146,13 @@ def test_group_column_holds_out_whole_groups(tmp_path, capsys):
     config = json.loads(open(os.path.join(out, "config.json"), encoding="utf-8").read())
     assert config["group_column"] == "pair"
     assert config["val"] == f"10% of {path} (whole groups of 'pair') held out (seed 0)"
+    # Streamed, the groups are held out by a hash of their names.
+    streamed = str(tmp_path / "streamed")
+    assert main(["train", "--data", str(path), "--group-column", "pair", "--stream",
+                 "--units", "4", "--embedding-dim", "4", "--epochs", "1", "--out", streamed,
+                 "--quiet"]) == 0
+    config = json.loads(open(os.path.join(streamed, "config.json"), encoding="utf-8").read())
+    assert config["stream"] is True and config["group_column"] == "pair"
     capsys.readouterr()
     assert main(["train", "--data", str(path), "--group-column", "twin", "--out",
                  str(tmp_path / "other"), "--quiet"]) == 2

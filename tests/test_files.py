@@ -191,8 +191,6 @@ def test_group_column_errors_name_the_file_column_and_row(tmp_path):
     nested = _write(tmp_path / "n.jsonl", '{"text": "good", "label": "pos", "pair": [1]}\n')
     with pytest.raises(SeqclfError, match=r"n\.jsonl:1: the group column 'pair' holds no group"):
         read_table(nested, group_column="pair")
-    with pytest.raises(SeqclfError, match="cannot be used with a stream.*group_column='pair'"):
-        load_spec(str(path), stream=True, group_column="pair")
     with pytest.raises(SeqclfError, match="a TFDS or built-in dataset.*group_column='pair'"):
         load_spec("word_order", data_dir=str(tmp_path), group_column="pair")
 

@@ -444,7 +444,7 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
             texts.append(kept[0])
             names.append(kept[1])
             if group:
-                groups.append(_group_name(scan, pos, group[0]))
+                groups.append(group_name(scan, pos, group[0]))
     checker.finish()
     if rows == 0:
         raise SeqclfError(f"{scan.path}: the file has no data rows. Received: 0 rows")
@@ -465,7 +465,7 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
     )
 
 
-def _group_name(scan, pos, value):
+def group_name(scan, pos, value):
     """A row's group as a name, read as labels are (`_label_text`: JSON 3, 3.0 and "3 " are one
     group); empty, missing (None, NaN: a numeric column's gaps) or nested is an error."""
     try:

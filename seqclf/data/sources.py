@@ -118,20 +118,17 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
     """
     parsed = parse_spec(spec)
     data_dir = data_dir or DEFAULT_DATA_DIR
-    if group_column is not None and (parsed.kind != "file" or stream):
-        # A streamed file's validation rows are chosen by a hash of the line number, row by row.
+    if group_column is not None and parsed.kind != "file":
         raise SeqclfError(
-            "`group_column` needs a data file read into memory: it cannot be used with "
-            + ("a stream (pass validation data held out by group with --val instead)"
-               if parsed.kind == "file" else "a TFDS or built-in dataset")
-            + f". Received: spec={spec!r}, stream={stream}, group_column={group_column!r}"
+            "`group_column` needs a data file: it cannot be used with a TFDS or built-in "
+            f"dataset. Received: spec={spec!r}, group_column={group_column!r}"
         )
     if parsed.kind == "file":
         if stream:
             from seqclf.data.streaming import open_stream
 
             return open_stream(parsed.name, text_column, label_column, label_names=label_names,
-                               progress=not quiet)
+                               group_column=group_column, progress=not quiet)
         return read_table(parsed.name, text_column, label_column, label_names=label_names,
                           group_column=group_column)
     split = parsed.split or split or "train"

@@ -4,7 +4,8 @@
 `read_table` (so both paths keep, skip and reject the same rows, and a bad line at 1.9 GB fails
 before training starts rather than hours into it). The pass keeps only:
 
-* the number of rows per class and per hash bucket of the row's position (see `split`);
+* the number of rows per class and per hash bucket of the row's position, or of its group's
+  name when a group column is named (see `split`);
 * the counts of skipped rows, by reason;
 * a seeded uniform reservoir sample of at most `sample_size` training texts, each cut to
   `sample_chars` characters: the vectorizer is adapted on it, and the number of truncated texts
@@ -18,6 +19,7 @@ Shuffling is local (a window of `shuffle_buffer` examples): a file sorted by lab
 shuffled once beforehand (`shuf`, `terashuf`), or training sees one class at a time.
 """
 
+import hashlib
 import os
 import random
 
@@ -25,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqclf._checks import check_positive_int
-from seqclf.data.files import RowChecker, label_names_of, scan_rows
+from seqclf.data.files import RowChecker, group_name, label_names_of, scan_rows
 from seqclf.data.pipeline import (
     batch_examples,
     bucket_boundaries,
@@ -56,12 +58,23 @@ def position_bucket(position):
     return (z ^ (z >> 31)) % NUM_BUCKETS
 
 
+def group_bucket(name):
+    """Hash bucket (0..NUM_BUCKETS-1) of a group's name: every row of a group shares it.
+
+    BLAKE2b rather than Python's `hash`, which is salted per process: the checking pass and
+    every later epoch (and a resumed run) must put a group on the same side.
+    """
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % NUM_BUCKETS
+
+
 class _FileStats:
     """What the checking pass keeps of one file."""
 
     def __init__(self, path, text_column, label_column, label_names, columns, fmt, counts,
-                 skipped, sample):
+                 skipped, sample, group_column=None):
         self.path, self.text_column, self.label_column = path, text_column, label_column
+        self.group_column = group_column
         self.label_names, self.columns, self.fmt = label_names, columns, fmt
         self.counts = counts  # int64 [NUM_BUCKETS, classes]
         self.skipped = skipped
@@ -69,7 +82,8 @@ class _FileStats:
 
 
 def open_stream(path, text_column=None, label_column=None, label_names=None, *,
-                sample_size=50_000, sample_chars=5_000, sample_seed=0, progress=False):
+                group_column=None, sample_size=50_000, sample_chars=5_000, sample_seed=0,
+                progress=False):
     """Checks a data file in one pass and returns it as a `StreamedTextData`.
 
     Args:
@@ -77,6 +91,8 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
         text_column / label_column: as for `read_table`.
         label_names: map the labels onto these class names (a trained model's); others are
             errors. By default the sorted distinct labels of the whole file.
+        group_column: a column naming each row's group (as for `read_table`): `split` then
+            holds out whole groups, by a hash of the group's name instead of the row's position.
         sample_size: at most this many texts are kept to adapt the vectorizer on.
         sample_chars: each sampled text is cut to this many characters (bounds the sample's
             memory even when texts are megabytes long; 5,000 characters are ~900 words, more
@@ -87,7 +103,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     """
     for name, value in (("sample_size", sample_size), ("sample_chars", sample_chars)):
         check_positive_int(name, value)
-    scan = scan_rows(path, text_column, label_column)
+    scan = scan_rows(path, text_column, label_column, group_column)
     checker = RowChecker(scan, label_names)
     counts = {}  # label name -> [rows per bucket]
     rng = random.Random(sample_seed)
@@ -95,7 +111,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     rows = kept = 0
     bar = _progress_bar(scan) if progress else None
     try:
-        for pos, text, label in scan:
+        for pos, text, label, *group in scan:
             rows += 1
             if bar is not None and not rows % PROGRESS_EVERY:
                 bar.update(scan.read[0] - bar.n)
@@ -103,7 +119,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
             if row is None:
                 continue
             text, name = row
-            bucket = position_bucket(pos)
+            bucket = _bucket(scan, pos, group)
             per_bucket = counts.get(name)
             if per_bucket is None:
                 per_bucket = counts[name] = [0] * NUM_BUCKETS
@@ -138,8 +154,13 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     index = {n: k for k, n in enumerate(names)}
     sample = [(p, b, t, index[n]) for p, b, t, n in sorted(reservoir)]
     stats = _FileStats(scan.path, scan.text_col, scan.label_col, names, scan.columns, scan.fmt,
-                       table, dict(scan.skipped), sample)
+                       table, dict(scan.skipped), sample, scan.group_col)
     return StreamedTextData(stats)
+
+
+def _bucket(scan, pos, group):
+    """The split's hash bucket of a row: of its group's name (checked) if it has one."""
+    return group_bucket(group_name(scan, pos, group[0])) if group else position_bucket(pos)
 
 
 def _progress_bar(scan):
@@ -203,7 +224,10 @@ class StreamedTextData:
         A row is held out when its bucket, rotated by an offset derived from `seed`, falls in
         the first `fraction * NUM_BUCKETS` buckets: deterministic for a file and seed, about
         `fraction` of the rows (not stratified), and both parts' sizes are exact without
-        another pass. Returns (rest, held_out); the rest keeps the file's skipped counts.
+        another pass. With a group column the bucket is the group's (`group_bucket`), so
+        groups are held out whole: about `fraction` of the groups, hence of the rows when no
+        group is a large share of the file. Returns (rest, held_out); the rest keeps the
+        file's skipped counts.
         """
         if not 0 < fraction < 1:
             raise SeqclfError(
@@ -239,20 +263,20 @@ class StreamedTextData:
         counts[:, position] = old.counts
         sample = [(p, b, t, int(position[y])) for p, b, t, y in old.sample]
         stats = _FileStats(old.path, old.text_column, old.label_column, label_names,
-                           old.columns, old.fmt, counts, old.skipped, sample)
+                           old.columns, old.fmt, counts, old.skipped, sample, old.group_column)
         return StreamedTextData(stats, self._buckets, self.skipped)
 
     def _iter_batches(self, rows=READ_BATCH):
         """Reads the file: `(texts, class ids)` numpy batches of the rows in this part."""
         stats = self._stats
-        scan = scan_rows(stats.path, stats.text_column, stats.label_column)
+        scan = scan_rows(stats.path, stats.text_column, stats.label_column, stats.group_column)
         checker = RowChecker(scan, stats.label_names)
         index = {n: k for k, n in enumerate(stats.label_names)}
         buckets = self._buckets
         expected, read = len(self), 0
         texts, labels = [], []
-        for pos, text, label in scan:
-            if not buckets[position_bucket(pos)]:
+        for pos, text, label, *group in scan:
+            if not buckets[_bucket(scan, pos, group)]:
                 continue  # cheaper than checking: this row belongs to the other part
             row = checker.check(pos, text, label)
             if row is None:
