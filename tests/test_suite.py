@@ -110,3 +110,31 @@ def test_protocols_keep_test_parts_apart(shared_data, monkeypatch):
         report_train["sentence"])
     imdb = suite.splits("imdb", "tune")[0]
     assert set(imdb[1]["batch_id"]).isdisjoint(imdb[2]["batch_id"])  # whole pairs held out
+
+
+def test_a_seedless_model_is_fitted_once_per_split_of_data(tmp_path, monkeypatch):
+    frame = pd.DataFrame({"sentence": ["a", "b"], "label": ["x", "y"]})
+    train, test = frame, frame.copy()
+    parts = {"seeded": [(f"seed{s}", train, test, s) for s in (0, 1, 2)],
+             "folds": [(f"fold{k}", frame.copy(), frame.copy(), 0) for k in (0, 1)]}
+    monkeypatch.setattr(suite, "splits", lambda name, mode: parts[name])
+    todo = suite.jobs(["seeded", "folds"], ["tfidf-lr", "bow"], "report")
+    lr = [(j["dataset"], j["split"], j.get("same_as")) for j in todo if j["model"] == "tfidf-lr"]
+    assert lr == [("seeded", "seed0", ["seed1", "seed2"]), ("folds", "fold0", []),
+                  ("folds", "fold1", [])]
+    assert sum(j["model"] == "bow" for j in todo) == 5  # seeded models run every seed
+    # Resuming writes only the rows still missing; a run writes a row for each.
+    done = {("seeded", "seed0", "tfidf-lr", "report", ""), ("folds", "fold0", "tfidf-lr",
+                                                             "report", "")}
+    left = [j for j in suite.unfinished(todo, done) if j["model"] == "tfidf-lr"]
+    assert [(j["split"], j["write"]) for j in left] == [("seed0", ["seed1", "seed2"]),
+                                                       ("fold1", ["fold1"])]
+    path = tmp_path / "r.jsonl"
+    r = {"dataset": "seeded", "split": "seed0", "model": "tfidf-lr", "mode": "report",
+         "variant": "", "accuracy": 0.5}
+    suite.write_rows(path, left[0], r)
+    rows = suite.read_results(path)
+    assert [(x["split"], x.get("same_as")) for x in rows] == [("seed1", "seed0"),
+                                                             ("seed2", "seed0")]
+    assert suite.finished_keys(path) | done >= {
+        ("seeded", f"seed{s}", "tfidf-lr", "report", "") for s in (0, 1, 2)}
