@@ -174,8 +174,15 @@ def test_group_column_is_read_and_split_keeps_groups_whole(tmp_path, fmt):
 def test_group_column_errors_name_the_file_column_and_row(tmp_path):
     path = _write(tmp_path / "d.tsv", "sentence\tlabel\tpair\ngood\tpos\t1\nbad\tneg\t \n")
     with pytest.raises(SeqclfError, match=r"d\.tsv:3: the group column 'pair' holds no group "
-                                          r"name\. Received: ' '"):
+                                          r"name \(1 rows in all\)\. Received: ' '"):
         read_table(path, group_column="pair")
+    # Counted over the whole pass like the other row problems, which it does not hide.
+    many = _write(tmp_path / "m.tsv", "sentence\tlabel\tpair\na\tpos\t\nb\tneg\t\nc\tneg\t2\n")
+    with pytest.raises(SeqclfError, match=r"m\.tsv:2: .*no group name \(2 rows in all\)"):
+        read_table(many, group_column="pair")
+    both = _write(tmp_path / "b.tsv", "sentence\tlabel\tpair\na\tpos\t\nb\t\t1\nc\tneg\t2\n")
+    with pytest.raises(SeqclfError, match=r"b\.tsv:3: missing label"):
+        read_table(both, group_column="pair")
     with pytest.raises(SeqclfError, match=r"no group column 'batch'.*Received: group_column="):
         read_table(path, group_column="batch")
     with pytest.raises(SeqclfError, match="must differ.*Received: group_column='label'"):

@@ -402,8 +402,24 @@ class RowChecker:
             return None
         return text, name
 
+    def group(self, pos, value):
+        """A row's group as a name, read as labels are (`_label_text`: JSON 3, 3.0 and "3 " are
+        one group). Empty, missing (None, NaN: a numeric column's gaps) or nested is a problem
+        counted like the others (raised by `finish`); it returns None then."""
+        try:
+            name = _label_text(value)
+        except TypeError:
+            name = None
+        if name is None:
+            scan = self.scan
+            self._problem("missing_group", lambda n: (
+                f"{scan.where(pos)}: the group column {scan.group_col!r} holds no group name "
+                f"({n} rows in all). Received: {_show(value)}"))
+        return name
+
     def finish(self):
-        for kind in ("missing_label", "label_type", "text_type", "surrogate", "unknown_label"):
+        for kind in ("missing_label", "label_type", "text_type", "surrogate", "unknown_label",
+                     "missing_group"):
             if kind in self.problems:
                 count, message = self.problems[kind]
                 raise SeqclfError(message(count))
@@ -444,7 +460,7 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
             texts.append(kept[0])
             names.append(kept[1])
             if group:
-                groups.append(group_name(scan, pos, group[0]))
+                groups.append(checker.group(pos, group[0]))
     checker.finish()
     if rows == 0:
         raise SeqclfError(f"{scan.path}: the file has no data rows. Received: 0 rows")
@@ -463,18 +479,3 @@ def read_table(path, text_column=None, label_column=None, label_names=None, grou
         skipped=dict(scan.skipped),
         groups=None if group_column is None else np.array(groups, dtype=object),
     )
-
-
-def group_name(scan, pos, value):
-    """A row's group as a name, read as labels are (`_label_text`: JSON 3, 3.0 and "3 " are one
-    group); empty, missing (None, NaN: a numeric column's gaps) or nested is an error."""
-    try:
-        name = _label_text(value)
-    except TypeError:
-        name = None
-    if name is None:
-        raise SeqclfError(
-            f"{scan.where(pos)}: the group column {scan.group_col!r} holds no group name. "
-            f"Received: {_show(value)}"
-        )
-    return name

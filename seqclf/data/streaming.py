@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqclf._checks import check_positive_int
-from seqclf.data.files import RowChecker, group_name, label_names_of, scan_rows
+from seqclf.data.files import RowChecker, label_names_of, scan_rows
 from seqclf.data.pipeline import (
     batch_examples,
     bucket_boundaries,
@@ -119,7 +119,7 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
             if row is None:
                 continue
             text, name = row
-            bucket = _bucket(scan, pos, group)
+            bucket = _bucket(checker, pos, group)
             per_bucket = counts.get(name)
             if per_bucket is None:
                 per_bucket = counts[name] = [0] * NUM_BUCKETS
@@ -158,9 +158,13 @@ def open_stream(path, text_column=None, label_column=None, label_names=None, *,
     return StreamedTextData(stats)
 
 
-def _bucket(scan, pos, group):
-    """The split's hash bucket of a row: of its group's name (checked) if it has one."""
-    return group_bucket(group_name(scan, pos, group[0])) if group else position_bucket(pos)
+def _bucket(checker, pos, group):
+    """The split's hash bucket of a row: of its group's name if it has one. A row without a
+    group name is counted by `checker` (its `finish` raises) and given bucket 0 meanwhile."""
+    if not group:
+        return position_bucket(pos)
+    name = checker.group(pos, group[0])
+    return 0 if name is None else group_bucket(name)
 
 
 def _progress_bar(scan):
@@ -276,7 +280,7 @@ class StreamedTextData:
         expected, read = len(self), 0
         texts, labels = [], []
         for pos, text, label, *group in scan:
-            if not buckets[_bucket(scan, pos, group)]:
+            if not buckets[_bucket(checker, pos, group)]:
                 continue  # cheaper than checking: this row belongs to the other part
             row = checker.check(pos, text, label)
             if row is None:
