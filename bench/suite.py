@@ -20,10 +20,10 @@ seconds, with the published random-embedding CNN rows beside them. Evaluation pr
     SST-1, SST-2  train -> dev, 3 seeds        IMDb CAD  train -> dev, 3 seeds (+ pair accuracy)
 
 Every seqclf run validates (early stopping) on 10% of its own training part, held out by
-`seqclf train` itself; the test part is scored once. IMDb CAD is the exception: its 10% is held
-out here by pair and passed as `--val`. Each review comes with a counterfactual edit (a few words
-changed, the opposite label), and a random holdout puts one of a pair in validation with its twin
-in training, where the model has learned the twin's label: on the inner split such validation
+`seqclf train` itself; the test part is scored once. On IMDb CAD it holds out whole pairs
+(`--group-column batch_id`). Each review comes with a counterfactual edit (a few words changed,
+the opposite label), and a random holdout puts one of a pair in validation with its twin in
+training, where the model has learned the twin's label: on the inner split such validation
 accuracy was 0.56-0.65 at every epoch against 0.85-0.88 held out by pair (GRU, seeds 0-2), so
 it chose the epoch nearly at random (`bench/tune_recipe.md`, "Paired data: validation by pair").
 `--mode tune` runs the same models on *inner* splits of training data only (TREC: the 90% part
@@ -175,11 +175,6 @@ def run_tfidf(train_df, test_df):
             float((shuffled == y).mean()), "train_seconds": seconds, "predicted": list(pred)}
 
 
-# The validation share of paired data, held out by pair (seqclf train's own default is 10%), and
-# the seed offset of that split (apart from the seeds of the suite's own splits).
-VAL_FRACTION, VAL_SEED = 0.1, 100
-
-
 def run_seqclf(train_df, test_df, overrides, seed, workdir):
     import keras
 
@@ -188,10 +183,11 @@ def run_seqclf(train_df, test_df, overrides, seed, workdir):
     keras.backend.clear_session()
     train_path, test_path = os.path.join(workdir, "train.tsv"), os.path.join(workdir, "test.tsv")
     if "batch_id" in train_df:  # paired data: validation holds whole pairs (module docstring)
-        train_df, val_df = _by_pair(train_df, VAL_FRACTION, seed=VAL_SEED + seed)
-        overrides = {**overrides, "val": os.path.join(workdir, "val.tsv")}
-        _write(val_df, overrides["val"])
-    _write(train_df, train_path)
+        overrides = {**overrides, "group_column": "batch_id"}
+        train_df[["sentence", "label", "batch_id"]].to_csv(train_path, sep="\t", index=False,
+                                                            quoting=csv.QUOTE_NONE)
+    else:
+        _write(train_df, train_path)
     _write(test_df, test_path)
     out = os.path.join(workdir, "run")
     metrics = train(TrainConfig(data=train_path, out=out, seed=seed, quiet=True, **overrides))

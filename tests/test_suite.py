@@ -43,8 +43,10 @@ def test_pair_accuracy_needs_both_members_right():
 
 def test_paired_training_data_validates_on_whole_pairs(tmp_path, monkeypatch):
     # A review and its counterfactual twin (opposite label) on both sides of the validation
-    # split would make validation accuracy meaningless: run_seqclf holds out whole pairs.
+    # split would make validation accuracy meaningless: run_seqclf has seqclf train hold out
+    # whole pairs (`group_column`), and the file it writes keeps the pair column.
     import seqclf.run
+    from seqclf.data import read_table
 
     pairs = 40
     train = pd.DataFrame({"sentence": [f"p{i} {side}" for i in range(pairs) for side in "ab"],
@@ -53,10 +55,10 @@ def test_paired_training_data_validates_on_whole_pairs(tmp_path, monkeypatch):
     seen = {}
 
     def fake_train(config):
-        read = {k: pd.read_csv(path, sep="\t")["sentence"] for k, path in
-                (("train", config.data), ("val", config.val))}
-        seen.update({k: {t.split()[0] for t in v} for k, v in read.items()},
-                    rows={k: len(v) for k, v in read.items()})
+        data = read_table(config.data, group_column=config.group_column)
+        rest, held = data.split(config.val_fraction, seed=config.seed)
+        seen.update(val=config.val, rows=(len(rest), len(held)),
+                    disjoint=set(rest.groups).isdisjoint(held.groups))
         os.makedirs(config.out)
         with open(os.path.join(config.out, "config.json"), "w") as f:
             f.write("{}")
@@ -67,8 +69,7 @@ def test_paired_training_data_validates_on_whole_pairs(tmp_path, monkeypatch):
                         lambda out, path: {"accuracy": 1.0, "shuffled_accuracy": 1.0})
     (tmp_path / "work").mkdir()
     suite.run_seqclf(train, train.drop(columns="batch_id"), {}, 0, str(tmp_path / "work"))
-    assert seen["rows"] == {"train": 72, "val": 8}  # 10% of the pairs, both members each
-    assert seen["train"].isdisjoint(seen["val"]) and len(seen["val"]) == 4
+    assert seen == {"val": None, "rows": (72, 8), "disjoint": True}
 
 
 def test_markdown_block_is_replaced_not_appended(tmp_path):
