@@ -32,11 +32,7 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, compile_classifier
-from seqclf.models.text_classifier import (
-    adapt_with_recipe,
-    backbone_from_settings,
-    ngram_idf_from_texts,
-)
+from seqclf.models.text_classifier import adapt_with_recipe, backbone_from_settings
 from seqclf.names import LR_SCHEDULES
 from seqclf.optimizers import make_optimizer
 from seqclf.recipe import RECIPE_FIELDS, RECIPES
@@ -302,7 +298,6 @@ class _Model:
     boundaries: list | None
     steps_per_epoch: int
     embeddings: np.ndarray | None = None  # pretrained vectors, for the ensemble's other members
-    ngram_idf: object = None
 
 
 def model_stage(setup, train_data, val_spec):
@@ -333,12 +328,12 @@ def model_stage(setup, train_data, val_spec):
 
     # Model, optimizer and compiled metrics in the strategy's scope: their variables are
     # replicated (across workers, initial values are broadcast from the first worker).
-    ngram_idf = (ngram_idf_from_texts(preprocessor, train_data.texts, config.ngram_buckets)
-                 if config.ngram_buckets else None)
     with strategy.scope():
+        # The n-gram path is not trained with the recurrent model: it is fitted on its own and
+        # blended in after (seqclf.linear_path).
         backbone = backbone_from_settings(
-            values, vocab_size=len(vocabulary), num_classes=train_data.num_classes,
-            embeddings=embeddings, ngram_idf=ngram_idf,
+            {**values, "ngram_buckets": 0}, vocab_size=len(vocabulary),
+            num_classes=train_data.num_classes, embeddings=embeddings,
         )
         # One length pass serves the truncation count above and, with batch_tokens, the bucket
         # boundaries and the number of steps per epoch (which a cosine schedule needs).
@@ -359,7 +354,7 @@ def model_stage(setup, train_data, val_spec):
     settings = {**dataclasses.asdict(config), "val": val_spec}
     classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
     return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch,
-                  embeddings, ngram_idf)
+                  embeddings)
 
 
 def compile_backbone(config, backbone, steps_per_epoch, optimizer=None):
@@ -488,12 +483,14 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
 
 
 def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
-                        member_records=()):
+                        member_records=(), blend=None):
     """`model.keras` and `metrics.json` (which marks the run finished), then the plots.
 
-    For an ensemble, `val_accuracy`, `best_epoch` and `epochs` are member 0's (the other
-    members trained on parts of its validation split) and `members` lists every member's;
-    `train_seconds` adds up all members'."""
+    For an ensemble, `best_epoch` and `epochs` are member 0's (the other members trained on
+    parts of its validation split) and `members` lists every member's; `train_seconds` adds up
+    all members'. With a linear path (`blend`, `seqclf.linear_path.blend_stage`),
+    `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
+    `train_seconds` includes the linear fit."""
     config, run, chief = built.config, setup.run, setup.chief
     run.save_model(built.classifier.backbone)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
@@ -504,9 +501,13 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
                            "best_epoch": best + 1, "epochs": len(val_acc),
                            "train_seconds": round(train_seconds, 2)}, *member_records]
         train_seconds = sum(r["train_seconds"] for r in member_records)
+    if blend is not None:
+        train_seconds += blend["seconds"]
     metrics = {
-        "val_accuracy": float(val_acc[best]),
-        "val_loss": float(backup.history[best]["val_loss"]),
+        "val_accuracy": float(blend["val_accuracy"] if blend else val_acc[best]),
+        "val_loss": float(blend["val_loss"] if blend else backup.history[best]["val_loss"]),
+        "recurrent_val_accuracy": float(val_acc[best]),
+        "blend": blend,
         "best_epoch": best + 1,
         "epochs": len(val_acc),
         "members": list(member_records) or None,
@@ -529,7 +530,9 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     if member_records:
         say(config, f"{len(member_records)} members averaged; their val_accuracy: "
                      + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
-    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
+    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} ("
+                 + ("linear path and recurrent model blended, " if blend else "")
+                 + f"recurrent best epoch {best + 1}"
                  + (", member 0" if member_records else "") + f"); run in {run.path}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)

@@ -10,6 +10,7 @@ from seqclf.models.classifier import (
 )
 from seqclf.models.end_to_end import build_end_to_end
 from seqclf.models.initializers import ChronoBias, ForgetBias
+from seqclf.models.logit_blend import LogitBlend
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
 from seqclf.models.padded_ids import PaddedIds
@@ -22,6 +23,7 @@ __all__ = [
     "MODEL_NAMES",
     "ChronoBias",
     "ForgetBias",
+    "LogitBlend",
     "MaskedGlobalMaxPooling1D",
     "NgramLinear",
     "PaddedIds",
