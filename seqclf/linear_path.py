@@ -10,7 +10,8 @@ graph (`ngram_matrix` is its NumPy twin), fits scikit-learn's `LogisticRegressio
   (NBSVM, Wang & Manning 2012; logistic regression instead of the SVM),
 
 each at a few strengths `C`, and keeps the candidate with the best mean accuracy over stratified
-folds of the training data (ties: the lower log loss). The chosen weights go into an
+folds of the training data (ties: the lower log loss; whole groups per fold where the run has
+`--group-column`). The chosen weights go into an
 `NgramLinear` layer: the exported model computes the same features from raw strings, no Python.
 """
 
@@ -133,23 +134,31 @@ def _log_loss(logits, y):
     return float(-log_p[np.arange(len(y)), y].mean())
 
 
-def _folds(y, seed):
-    from sklearn.model_selection import StratifiedKFold
+def _folds(y, seed, groups=None):
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(y)
     folds = min(CV_FOLDS, int(counts[counts > 0].min()))
+    if groups is not None:
+        folds = min(folds, len(np.unique(groups)))
     if folds < 2:
         return None
-    return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    if groups is None:
+        return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y, groups)
 
 
-def choose_candidate(x, y, num_classes, seed=0):
-    """`(kind, C, scores)`: the candidate with the best inner cross-validated accuracy."""
+def choose_candidate(x, y, num_classes, seed=0, groups=None):
+    """`(kind, C, scores)`: the candidate with the best inner cross-validated accuracy. With
+    `groups` (each row's group name), a fold holds out whole groups, as the run's validation
+    split does: rows of one group (a text and its edited copy) never score each other."""
     rng = np.random.default_rng(seed)
     if x.shape[0] > MAX_CV_ROWS:
         pick = np.sort(rng.choice(x.shape[0], MAX_CV_ROWS, replace=False))
         x, y = x[pick], y[pick]
-    folds = _folds(y, seed)
+        groups = None if groups is None else groups[pick]
+    folds = _folds(y, seed, None if groups is None else np.asarray(groups).astype(str))
     if folds is None:  # a class with one example: nothing to cross-validate on
         return "nb", 1.0, {}
     scores = {}
@@ -168,15 +177,16 @@ def choose_candidate(x, y, num_classes, seed=0):
 
 
 def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, candidate=None,
-                     name="ngram_linear"):
+                     groups=None, name="ngram_linear"):
     """`(layer, record)`: an `NgramLinear(features="binary")` fitted on right-padded token ids
     and class ids, and what was chosen (`kind`, `C`, the inner CV accuracies, seconds).
-    `candidate=(kind, C)` skips the choice (a refit of a chosen candidate on more data)."""
+    `candidate=(kind, C)` skips the choice (a refit of a chosen candidate on more data);
+    `groups` keeps each group in one inner fold (`choose_candidate`)."""
     start = time.perf_counter()
     y = np.asarray(labels, dtype="int64")
     x = ngram_matrix(ids, vocab_size, buckets)
     if candidate is None:
-        kind, c, scores = choose_candidate(x, y, num_classes, seed=seed)
+        kind, c, scores = choose_candidate(x, y, num_classes, seed=seed, groups=groups)
     else:
         (kind, c), scores = candidate, {}
     idf = idf_weights(x)
@@ -245,7 +255,7 @@ def linear_stage(built, train_data):
     layer, record = fit_ngram_linear(
         token_id_matrix(preprocessor, train_data.texts), train_data.labels,
         num_classes=train_data.num_classes, vocab_size=preprocessor.vocabulary_size,
-        buckets=config.ngram_buckets, seed=config.seed,
+        buckets=config.ngram_buckets, seed=config.seed, groups=train_data.groups,
     )
     kind = "TF-IDF" if record["kind"] == "tfidf" else "naive-Bayes-scaled (NBSVM)"
     say(config, f"linear path: {kind} unigrams + bigrams, logistic regression C={record['C']:g} "
