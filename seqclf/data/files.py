@@ -67,7 +67,16 @@ def table_format(path):
     """The format (`tsv`, `csv`, `jsonl`, `parquet`) of an existing data file; errors otherwise."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise SeqclfError(f"No such data file. Received: {path!r}")
+        if os.path.islink(path) and not os.path.exists(path):
+            what = "a symbolic link that leads nowhere (or to itself)"
+        elif os.path.exists(path):
+            what = "not a regular file (a directory, FIFO or device)"
+        else:
+            raise SeqclfError(f"No such data file. Received: {path!r}")
+        raise SeqclfError(f"{path}: the data file is {what}. Received: {path!r}")
+    if not os.access(path, os.R_OK):
+        raise SeqclfError(f"{path}: the data file cannot be read (permission denied). "
+                          f"Received: {path!r}")
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise SeqclfError(
@@ -152,6 +161,13 @@ class _Scan:
         # The generators read up to the header (or first object) here, so errors about columns
         # come before any row is consumed.
         self.columns = next(self._rows)
+        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1}, key=str)
+        if duplicates:
+            # Which of two same-named columns holds the texts is a guess either way.
+            raise SeqclfError(
+                f"{path}: duplicate column names {duplicates}; each column must have its own "
+                f"name. Received: columns {list(self.columns)}"
+            )
         self.text_col = _pick(self.columns, text_column, TEXT_COLUMNS, "text", path, "text_column")
         self.label_col = _pick(
             self.columns, label_column, LABEL_COLUMNS, "label", path, "label_column"
@@ -274,7 +290,12 @@ class _Scan:
                 self._blank()
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_object)
+            except _DuplicateKeys as e:
+                raise SeqclfError(
+                    f"{self.path}:{n}: duplicate column names {e.args[0]}; each key of a JSONL "
+                    f"object must be its own. Received: {_show(line)}"
+                ) from None
             except json.JSONDecodeError as e:
                 raise SeqclfError(
                     f"{self.path}:{n}:{e.colno}: cannot parse as JSONL: {e.msg}. "
@@ -323,6 +344,19 @@ class _Scan:
                 f"{self.path}: cannot parse as PARQUET: {str(e).rstrip('.')}. "
                 f"Received: {self.path!r}"
             ) from None
+
+
+class _DuplicateKeys(ValueError):
+    pass
+
+
+def _object(pairs):
+    """A JSON object as a dict; a key given twice is an error (`json` keeps the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [k for k, _ in pairs]
+        raise _DuplicateKeys(sorted({k for k in keys if keys.count(k) > 1}))
+    return obj
 
 
 def _label_text(value):
