@@ -162,6 +162,15 @@ def _cmd_train(args):
             RunDir(args.out).remove_if_unused()
         raise
     print(json.dumps(metrics, sort_keys=True))
+    from seqclf.distribute import end_multi_worker_run
+
+    if end_multi_worker_run():
+        # A non-chief worker, its run over and every worker past the last all-reduce: exit
+        # before TensorFlow's teardown calls the chief's coordination service, which may
+        # already be gone (see `end_multi_worker_run`).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _cmd_evaluate(args):

@@ -49,8 +49,13 @@ ANY_TEXT = st.one_of(
     st.text(),  # every code point except surrogates: controls and NUL included
     st.lists(st.one_of(st.sampled_from(NASTY), st.text(max_size=5)), max_size=8).map("".join),
 )
-LABEL = st.one_of(st.sampled_from(["0", "1", "2", "pos", "neg", " 1 ", "10"]),
-                  st.text(min_size=1, max_size=6).filter(lambda s: s.strip()))
+# Labels as their class names: no control characters (an error, tested below) and no numbers
+# other than canonical ones ("1.0" and "01" are class "1": tested below).
+LABEL = st.one_of(
+    st.sampled_from(["0", "1", "2", "pos", "neg", " 1 ", "10"]),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=6).filter(
+        lambda s: s.strip() and not re.fullmatch(r"[\s+\-\d.eE]+", s)),
+)
 MEGABYTE = 1_000_000
 
 

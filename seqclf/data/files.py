@@ -49,6 +49,10 @@ _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _LONE_CR = re.compile(r"\r(?!\n|\Z)")
 _CR_STANDIN = "\udcff"
+# A label or group written as a number (read as the number it is, whatever the format).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# NUL and the other C0 controls: no class name holds them (a NUL label is a broken file).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 # Quoted CSV fields may legitimately hold whole documents; the csv module's default limit
 # (131,072 characters) would reject a long review.
 csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
@@ -372,7 +376,19 @@ def _label_text(value):
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, str):
-        return value.strip() or None
+        value = value.strip()
+        if _NUMBER.fullmatch(value):
+            # One rule for every format: TSV/CSV "1.0" is the class JSON's 1.0 and Parquet's
+            # 1 are ("1"); "0.50" is 0.5's.
+            number = float(value)
+            if math.isfinite(number):
+                whole, _, fraction = value.lstrip("+").partition(".")
+                if not fraction.strip("0") and "e" not in value.lower():
+                    return str(int(whole or "0"))
+                return _label_text(number)
+        if _CONTROL.search(value):
+            raise TypeError("a control character")
+        return value or None
     if isinstance(value, (list, dict, tuple, bytes, np.ndarray)):
         raise TypeError(type(value).__name__)
     return str(value)
