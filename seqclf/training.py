@@ -197,6 +197,19 @@ class _Setup:
     lock: object = None  # held while the run trains (`RunDir.claim`)
 
 
+def _tidy_finished(run):
+    """Ends the clean-up of a finished run killed right after its metrics.json: removes the
+    backup and members (model.keras holds them) and draws the plots it did not get to."""
+    leftovers = [p for p in (run.backup_dir, run.file(RunDir.MEMBERS)) if os.path.isdir(p)]
+    if not leftovers and os.path.exists(run.file(RunDir.CURVES_PLOT)):
+        return
+    for path in leftovers:
+        shutil.rmtree(path)
+    from seqclf.plotting import plot_run
+
+    plot_run(run.path)
+
+
 def setup_stage(config):
     """Checks the settings, makes the strategy and the optimizer, and prepares the run directory
     (refusing a finished run, checking a resumed one's settings)."""
@@ -226,6 +239,7 @@ def setup_stage(config):
     # no link leading out of it, and no other `train` writing it.
     lock = run.claim()
     if run.is_finished():
+        _tidy_finished(run)
         raise SeqclfError(
             f"{out} already holds a finished run; choose another --out. Received: out={out!r}"
         )

@@ -127,3 +127,16 @@ def test_a_rejected_run_leaves_no_empty_out_folder(tmp_path, capsys):
     assert _train(str(one_class), out) == 2
     assert "at least 2 classes" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_run_killed_just_after_metrics_json_is_tidied_by_the_next_train(
+        tmp_path, small_tsv, capsys):
+    out = tmp_path / "r"
+    assert _train(small_tsv, out) == 0
+    # As a kill between metrics.json and the clean-up leaves it: backup/ there, no plots.
+    (out / "backup").mkdir()
+    (out / "backup" / "state.json").write_text('{"epoch": 0}')
+    (out / "curves.png").unlink()
+    assert _train(small_tsv, out) == 2
+    _one_line_error(capsys, "already holds a finished run")
+    assert not (out / "backup").exists() and (out / "curves.png").exists()
