@@ -285,7 +285,8 @@ def test_unfinished_multi_worker_run_is_not_resumed(tmp_path, tfds_dir):
     (out / "backup").mkdir(parents=True)
     (out / "backup" / "state.json").write_text("{}")
     args = [*TRAIN_ARGS, "--data-dir", tfds_dir, "--strategy", "multi_worker", "--out", str(out)]
-    saved = vars(config_from_args(build_parser().parse_args(args)))
+    # As a run's config.json: its settings and the format marker that makes it seqclf's.
+    saved = {**vars(config_from_args(build_parser().parse_args(args))), "seqclf_format": 1}
     (out / "config.json").write_text(json.dumps(saved))
     (port,) = _free_ports(1)
     tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]},
