@@ -14,7 +14,10 @@ A run directory (`seqclf.run_dir.RunDir` names, reads and writes its files) hold
 * `curves.png`, `gradients.png` (with `gradient_stats`), `gradients_by_position.png` —
   `seqclf.plotting.plot_run`, once training ends;
 * `metrics.json` — `val_accuracy` (best epoch), `epochs`, `train_seconds` and data counts;
-* `evaluations/*.json` — one file per `evaluate` call;
+* `evaluations/*.json` — one file per data spec `evaluate` scored (`-2`, `-3`, ... where two
+  specs make one file name);
+* `.seqclf.lock` — locked by the `train` writing the directory (one at a time); it marks the
+  directory seqclf's, which `train` requires before it replaces or removes anything there;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
 * `members/` — only while an ensemble trains: each finished member beyond the first
   (`model.keras` then holds them all, averaged; see `seqclf.members.members_stage`).

@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from seqclf._checks import check_int, check_positive_int
+from seqclf._checks import check_int, check_positive_int, check_train_settings
 from seqclf._io import remove_stale_temporaries
 from seqclf.callbacks.run_backup import RunBackup
 from seqclf.data import load_spec, make_dataset, parse_spec
@@ -190,6 +190,20 @@ class _Setup:
     run: RunDir
     optimizer: object
     saved_config: dict | None
+    lock: object = None  # held while the run trains (`RunDir.claim`)
+
+
+def _tidy_finished(run):
+    """Ends the clean-up of a finished run killed right after its metrics.json: removes the
+    backup and members (model.keras holds them) and draws the plots it did not get to."""
+    leftovers = [p for p in (run.backup_dir, run.file(RunDir.MEMBERS)) if os.path.isdir(p)]
+    if not leftovers and os.path.exists(run.file(RunDir.CURVES_PLOT)):
+        return
+    for path in leftovers:
+        shutil.rmtree(path)
+    from seqclf.plotting import plot_run
+
+    plot_run(run.path)
 
 
 def setup_stage(config):
@@ -197,6 +211,7 @@ def setup_stage(config):
     (refusing a finished run, checking a resumed one's settings)."""
     config = dataclasses.replace(config)
     _check_config(config)
+    check_train_settings(config)
     # Before any other TensorFlow work: MultiWorkerMirroredStrategy configures collective ops,
     # which TensorFlow allows only before the process runs its first op.
     strategy = make_strategy(config.strategy)
@@ -216,11 +231,14 @@ def setup_stage(config):
         optimizer = _make_optimizer(config)
     out = config.out
     run = RunDir(out)
+    # Before anything in it is read, replaced or removed: a new or empty folder or a seqclf run,
+    # no link leading out of it, and no other `train` writing it.
+    lock = run.claim()
     if run.is_finished():
+        _tidy_finished(run)
         raise SeqclfError(
             f"{out} already holds a finished run; choose another --out. Received: out={out!r}"
         )
-    os.makedirs(out, exist_ok=True)
     saved_config = run.unfinished_config()
     if saved_config is not None:
         # Checked before any time is spent on data; the resolved fields (validation spec,
@@ -240,7 +258,7 @@ def setup_stage(config):
     # Left by a writer killed between its temporary file and the rename (backup/ cleans itself).
     remove_stale_temporaries(out)
     keras.utils.set_random_seed(config.seed)
-    return _Setup(config, strategy, chief, run, optimizer, saved_config)
+    return _Setup(config, strategy, chief, run, optimizer, saved_config, lock)
 
 
 def data_stage(config):
@@ -492,6 +510,15 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
     `train_seconds` includes the linear fit."""
     config, run, chief = built.config, setup.run, setup.chief
+    diverged = [row for row in backup.history
+                if not all(np.isfinite(row.get(k, 0.0)) for k in ("loss", "val_loss"))]
+    if diverged:
+        # A NaN model would answer NaN probabilities; it is not saved as a finished run.
+        raise SeqclfError(
+            f"training diverged: the loss became {diverged[0].get('loss')} at epoch "
+            f"{int(diverged[0]['epoch']) + 1}; lower the learning rate or clip the gradients. "
+            f"Received: learning_rate={config.learning_rate!r}, clipnorm={config.clipnorm!r}"
+        )
     run.save_model(built.classifier.backbone)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]

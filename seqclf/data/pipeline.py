@@ -13,8 +13,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqclf import _compat
 from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
+
+# Every vectorizer is made here: its vocabulary held token by token, not as an array as wide
+# as the longest token times the vocabulary (one long token would cost GBs).
+_compat.patch_string_vocabulary()
 
 OOV_ID = 1
 # Keras' "lower_and_strip_punctuation" punctuation class.
