@@ -477,7 +477,8 @@ def callbacks_stage(setup, built, val_data):
 
 
 def fit_stage(built, train_ds, val_ds, callbacks, backup):
-    """Trains (resuming from the backup if there is one); returns the training seconds."""
+    """Trains (resuming from the backup if there is one); returns the training seconds. A loss
+    that became NaN or infinite is a one-line error here."""
     config = built.config
     state = backup.read_state()
     if state is not None and RunBackup.resume_epoch(state, config.epochs) >= config.epochs:
@@ -497,7 +498,18 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
             verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
             steps_per_epoch=config.steps_per_epoch,
         )
-    return backup.previous_seconds + time.perf_counter() - start
+    seconds = backup.previous_seconds + time.perf_counter() - start
+    diverged = [row for row in backup.history
+                if not all(np.isfinite(row.get(k, 0.0)) for k in ("loss", "val_loss"))]
+    if diverged:
+        # A NaN model would answer NaN probabilities; it is not saved as a finished run (and
+        # neither blended nor joined by ensemble members).
+        raise SeqclfError(
+            f"training diverged: the loss became {diverged[0].get('loss')} at epoch "
+            f"{int(diverged[0]['epoch']) + 1}; lower the learning rate or clip the gradients. "
+            f"Received: learning_rate={config.learning_rate!r}, clipnorm={config.clipnorm!r}"
+        )
+    return seconds
 
 
 def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
@@ -510,15 +522,6 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
     `train_seconds` includes the linear fit."""
     config, run, chief = built.config, setup.run, setup.chief
-    diverged = [row for row in backup.history
-                if not all(np.isfinite(row.get(k, 0.0)) for k in ("loss", "val_loss"))]
-    if diverged:
-        # A NaN model would answer NaN probabilities; it is not saved as a finished run.
-        raise SeqclfError(
-            f"training diverged: the loss became {diverged[0].get('loss')} at epoch "
-            f"{int(diverged[0]['epoch']) + 1}; lower the learning rate or clip the gradients. "
-            f"Received: learning_rate={config.learning_rate!r}, clipnorm={config.clipnorm!r}"
-        )
     run.save_model(built.classifier.backbone)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]
