@@ -13,6 +13,7 @@ import numpy as np
 
 # Registers LazyAdam, the default optimizer, which a `.keras` file's compile config names.
 import seqclf.lazy_adam  # noqa: F401
+from seqclf._startup import spend_once_only_notices
 from seqclf.data.pipeline import make_dataset, string_values
 from seqclf.errors import SeqclfError
 from seqclf.models.classifier import build_classifier, compile_options
@@ -122,6 +123,9 @@ class TextClassifier(keras.Model):
         # backbone's (embedding, recurrent layers, head), which per-layer tools such as
         # `GradientStats` and `timestep_gradient_norms` read.
         super().__init__(backbone.input, backbone.output, **kwargs)
+        # TensorFlow's devices exist by now (the backbone holds variables), so no configuration
+        # can follow: spend its once-only error notices before they could print mid-training.
+        spend_once_only_notices()
         self.backbone = backbone
         self.preprocessor = preprocessor
         self._label_names = tuple(label_names)
@@ -196,15 +200,15 @@ class TextClassifier(keras.Model):
         return cls(run.load_model(), preprocessor, config["label_names"], settings=config)
 
     def save_run(self, run_dir):
-        """Writes `config.json`, `vocabulary.txt` and `model.keras` (the backbone) into `run_dir`,
-        the run-directory format `seqclf train` writes and `from_run`, `seqclf evaluate`,
-        `predict` and `export` read."""
+        """Writes `config.json`, `vocabulary.txt` and `model.keras` (this classifier, which
+        `keras.saving.load_model` reads back as it is) into `run_dir`, the run-directory format
+        `seqclf train` writes and `from_run`, `seqclf evaluate`, `predict` and `export` read."""
         from seqclf.run_dir import RunDir
 
         run = RunDir(run_dir)
         run.write_config(self.run_config())
         run.write_vocabulary(self.preprocessor.vocabulary)
-        run.save_model(self.backbone)
+        run.save_model(self)
         return run_dir
 
     def run_config(self):
