@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -290,6 +291,26 @@ def test_growth_is_warned_and_recorded():
     cb.on_epoch_end(0)
     cb.on_train_end()
     assert cb.events[0]["kind"] == "growth" and cb.events[0]["step"] == 4
+
+
+def test_an_ordinary_batch_late_in_training_is_no_growth_alarm():
+    # A nearly fitted model: gradients far below the fit's early ones, then one batch 20x the
+    # recent median but still below the fit's typical scale. Only a real jump warns.
+    model, x, y = dense_model(), X, Y
+    cb = GradientStats(frequency=1, growth_factor=10.0, growth_window=5)
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    scales = [1.0] * 8 + [0.01] * 6 + [0.2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for batch, scale in enumerate(scales):
+            one_step(cb, model, scale * x, y, batch=batch)
+    assert cb.events == []
+    with pytest.warns(RuntimeWarning, match="median .* of all sampled steps of this fit"):
+        one_step(cb, model, 50 * x, y, batch=len(scales))
+    cb.on_epoch_end(0)
+    cb.on_train_end()
 
 
 def test_fit_end_to_end_on_lstm_classifier(tmp_path):
