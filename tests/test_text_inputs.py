@@ -122,3 +122,22 @@ def test_fit_follows_the_recipe_when_told_nothing_else():
     assert kept == pytest.approx(max(history["val_accuracy"]))
     # Explicit arguments win.
     assert len(model.fit(TEXTS, LABELS, epochs=1, verbose=0).history["loss"]) == 1
+
+
+def test_make_dataset_keeps_each_weight_with_its_text():
+    from seqclf.data import make_dataset, make_vectorizer
+
+    texts = [" ".join(["w"] * (1 + i % 7)) + f" t{i}" for i in range(200)]
+    vectorizer = make_vectorizer(texts)
+    for options in ({"shuffle": True}, {"batch_tokens": 64}, {"bucketing": False}):
+        ds = make_dataset(texts, np.arange(200) % 2, vectorizer, batch_size=16, max_length=16,
+                          weights=np.arange(200) / 10, **options)
+        seen = []
+        for ids, labels, weights in ds.as_numpy_iterator():
+            rows = np.round(weights.astype("float64") * 10).astype(int)  # each row's index
+            np.testing.assert_array_equal(labels, rows % 2)
+            # The text's own token (t<index>) sits right after its run of "w".
+            lengths = np.count_nonzero(ids, axis=1)
+            np.testing.assert_array_equal(lengths, 2 + rows % 7)
+            seen.extend(rows)
+        assert sorted(seen) == list(range(200)), options
