@@ -246,6 +246,8 @@ class RunDir:
         atomic_write_text(self.file(self.VOCABULARY), "\n".join(vocabulary) + "\n")
 
     def save_model(self, model):
+        """`model.keras`: the `TextClassifier`, so that the file alone loads as the text model
+        (a backbone is still accepted, and read back by `load_model`)."""
         with atomic_path(self.file(self.MODEL)) as tmp:
             model.save(tmp)
 
@@ -269,8 +271,11 @@ class RunDir:
         return _load_backbone(self.member_file(k)), record
 
     def load_model(self):
-        """The trained classifier (token ids in, probabilities out), uncompiled."""
-        return _load_backbone(self.file(self.MODEL))
+        """The trained backbone (token ids in, probabilities out), uncompiled. `model.keras`
+        holds the whole `TextClassifier` (texts in, as `keras.saving.load_model` gives it) or,
+        in runs written before it did, the backbone alone."""
+        model = _load_backbone(self.file(self.MODEL))
+        return getattr(model, "backbone", model)
 
     def read_metrics(self):
         """`metrics.json` of a finished run."""
