@@ -18,6 +18,7 @@ SERIALIZABLE = {
     "TextClassifier": False,
     "TextPreprocessor": False,
     "NgramLinear": False,
+    "LogitBlend": False,
     "MaskedGlobalMaxPooling1D": False,
     "PaddedIds": False,
     "ForgetBias": False,

@@ -522,7 +522,11 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
     `train_seconds` includes the linear fit."""
     config, run, chief = built.config, setup.run, setup.chief
-    run.save_model(built.classifier.backbone)
+    # The text model, compiled as `TextClassifier.compile()` compiles it: loaded with
+    # `keras.saving.load_model`, it evaluates, and trains on, at once.
+    with setup.strategy.scope():
+        built.classifier.compile()
+    run.save_model(built.classifier)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]
     best = int(np.argmax(val_acc))
