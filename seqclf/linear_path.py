@@ -35,19 +35,20 @@ NB_ALPHA = 1.0
 
 def ngram_matrix(ids, vocab_size, buckets):
     """Binary `[n, vocab_size + buckets]` CSR matrix of the distinct n-grams of each row of
-    right-padded token ids (unigrams keep their id; bigrams of two real tokens are hashed as
-    `seqclf.models.ngram_linear.ngram_indices` hashes them)."""
+    right-padded token ids (unigrams keep their id; bigrams of two known tokens are hashed as
+    `seqclf.models.ngram_linear.ngram_indices` hashes them). Padding (0) and the unknown word (1)
+    are no features, nor are bigrams holding either."""
     import scipy.sparse as sp
 
     ids = np.asarray(ids, dtype="int64")
     n = ids.shape[0]
     first, second = ids[:, :-1], ids[:, 1:]
-    pair = (first != 0) & (second != 0)
+    pair = (first > 1) & (second > 1)
     # int64 products wrap as TensorFlow's do; Python's % is floormod, as tf.math.floormod.
     with np.errstate(over="ignore"):
         bigrams = vocab_size + ((first * vocab_size + second) * HASH_MULTIPLIER) % buckets
     index = np.concatenate([ids, bigrams], axis=1)
-    mask = np.concatenate([ids != 0, pair], axis=1)
+    mask = np.concatenate([ids > 1, pair], axis=1)
     rows = np.broadcast_to(np.arange(n)[:, None], index.shape)[mask]
     x = sp.csr_matrix((np.ones(int(mask.sum()), "float32"), (rows, index[mask])),
                       shape=(n, vocab_size + buckets))
@@ -57,10 +58,13 @@ def ngram_matrix(ids, vocab_size, buckets):
 
 
 def idf_weights(x):
-    """Smoothed idf (scikit-learn's `smooth_idf`) of each column of a binary matrix."""
+    """Smoothed idf (scikit-learn's `smooth_idf`) of each column of a binary matrix; 0 for a
+    column no row has. scikit-learn's vectorizers have no such column: an n-gram first met at
+    prediction time must not weigh in a text's L2 norm (largest idf of all, it would shrink the
+    text's known n-grams towards nothing and leave the bias to decide)."""
     df = np.asarray(x.sum(axis=0)).ravel()
     idf = np.log((1.0 + x.shape[0]) / (1.0 + df)) + 1.0
-    idf[0] = 0.0  # padding
+    idf[df == 0] = 0.0  # padding, unknown words, n-grams never seen
     return idf.astype("float32")
 
 

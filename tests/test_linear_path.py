@@ -169,3 +169,33 @@ def test_inner_cross_validation_keeps_groups_whole():
     # twin's opposite label (TF-IDF below chance, as on IMDb's counterfactual pairs).
     assert min(leaky.values()) < 0.5
     assert np.mean(list(leaky.values())) < np.mean(list(grouped.values())) - 0.1
+
+
+def test_unknown_words_and_unseen_bigrams_weigh_nothing():
+    """As in scikit-learn's vectorizers, a word outside the vocabulary (id 1) and a bigram never
+    seen in training are not features: a test text with one does not have its other features
+    scaled down by the TF-IDF norm (a short text would otherwise fall to the bias)."""
+    from seqclf.models import NgramLinear
+
+    rng = np.random.default_rng(3)
+    vocab, buckets = 30, 64
+    train_ids = _ids(rng, 40, vocab, 6)
+    train_ids[train_ids == 1] = 2
+    labels = rng.integers(0, 2, size=40)
+    layer, record = fit_ngram_linear(train_ids, labels, num_classes=2, vocab_size=vocab,
+                                     buckets=buckets, candidate=("tfidf", 10.0))
+    idf = layer.idf.numpy()
+    seen = np.asarray(ngram_matrix(train_ids, vocab, buckets).sum(axis=0)).ravel() > 0
+    assert np.all(idf[~seen] == 0) and np.all(idf[seen] > 0)
+    text = np.array([[5, 7, 0, 0]])
+    with_unknown = np.array([[5, 7, 1, 0]])  # one more word, not in the vocabulary
+    assert ngram_matrix(with_unknown, vocab, buckets).nnz == ngram_matrix(text, vocab, buckets).nnz
+    np.testing.assert_allclose(np.asarray(layer(with_unknown)), np.asarray(layer(text)),
+                               rtol=1e-6)
+    # The graph computes what the fit's features say, unknown words included.
+    both = np.array([[5, 1, 7, 1], [1, 1, 0, 0]])
+    np.testing.assert_allclose(
+        np.asarray(layer(both)),
+        linear_logits(ngram_matrix(both, vocab, buckets), "tfidf", idf, layer.kernel.numpy(),
+                      layer.bias.numpy()), rtol=1e-5, atol=1e-6)
+    assert isinstance(layer, NgramLinear)

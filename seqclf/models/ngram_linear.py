@@ -12,20 +12,24 @@ from seqclf.errors import SeqclfError
 HASH_MULTIPLIER = 2654435761
 
 
-def ngram_indices(ids, vocab_size, buckets):
+def ngram_indices(ids, vocab_size, buckets, skip_unknown=False):
     """Token ids `[batch, time]` (0 = padding) → n-gram indices `[batch, 2 * time - 1]` and mask.
 
     Unigrams keep their token id; bigrams of two real tokens are hashed into
-    `[vocab_size, vocab_size + buckets)`. Masked entries (padding) point at row 0.
+    `[vocab_size, vocab_size + buckets)`. Masked entries (padding) point at row 0. With
+    `skip_unknown`, the out-of-vocabulary id (1) is masked too, as are bigrams that hold it: a
+    word outside the vocabulary is no feature, as in scikit-learn's vectorizers.
     """
     ids = tf.cast(ids, "int64")
+    lowest = 2 if skip_unknown else 1
     first, second = ids[:, :-1], ids[:, 1:]
-    pair_mask = (first != 0) & (second != 0)
+    pair_mask = (first >= lowest) & (second >= lowest)
     key = first * vocab_size + second
     bigrams = vocab_size + tf.math.floormod(key * HASH_MULTIPLIER, buckets)
     bigrams = tf.where(pair_mask, bigrams, tf.zeros_like(bigrams))
-    index = tf.concat([ids, bigrams], axis=1)
-    mask = tf.concat([ids != 0, pair_mask], axis=1)
+    unigram_mask = ids >= lowest
+    index = tf.concat([tf.where(unigram_mask, ids, tf.zeros_like(ids)), bigrams], axis=1)
+    mask = tf.concat([unigram_mask, pair_mask], axis=1)
     return index, mask
 
 
@@ -55,9 +59,11 @@ def present_ngrams(ids, vocab_size, buckets):
 
     Sorting puts repeats of an n-gram side by side; only the first of each counts, so a text's
     features are the *presence* of its n-grams (binary bag of n-grams), as in NBSVM and in
-    `seqclf.linear_path`, which fits the weights on exactly these features.
+    `seqclf.linear_path`, which fits the weights on exactly these features. Unknown words (and
+    bigrams holding one) are not among them.
     """
-    index, _ = ngram_indices(ids, vocab_size, buckets)  # padding points at row 0
+    # Padding and unknown words point at row 0.
+    index, _ = ngram_indices(ids, vocab_size, buckets, skip_unknown=True)
     index = tf.sort(index, axis=1)
     first = tf.concat([tf.ones_like(index[:, :1], dtype="bool"), index[:, 1:] != index[:, :-1]],
                       axis=1)
