@@ -54,6 +54,8 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` and `seqclf` impo
 
 from bench.bench_pairs import pair_accuracy as share_of_pairs  # noqa: E402
 from bench.report import MARK_BEGIN, MARK_END, SHARED  # noqa: E402
+from bench.suite_baselines import run_nbsvm, run_tfidf  # noqa: E402
+from bench.suite_targets import DEFAULT, by_size, linear_targets, render_targets  # noqa: E402
 
 RESULTS = REPO / "bench" / "suite_results.jsonl"
 
@@ -70,7 +72,9 @@ MODELS = {
     "bow": {"model": "bow", "ngram_buckets": 0},
     "fixed": {"model": "lstm", "recipe": "fixed"},
     "tfidf-lr": None,
+    "nbsvm": None,
 }
+BASELINES = {"tfidf-lr": run_tfidf, "nbsvm": run_nbsvm}
 SEEDS = (0, 1, 2)
 
 
@@ -103,9 +107,36 @@ def _by_pair(df, fraction, seed):
     return df[~mask], df[mask]
 
 
+# The small-data protocol (`--mode small`): each binary set's training part (its first report
+# split: MR/CR/MPQA fold 0, SST-2 and IMDb CAD train) cut to these sizes, seeded draws, each
+# scored on that split's test part. IMDb CAD is cut by pair (half as many pairs as rows).
+SMALL_DATASETS = ("mr", "cr", "mpqa", "sst2", "imdb")
+SMALL_SIZES = (500, 1000, 3000)
+SMALL_DRAWS = 5
+
+
+def _small(name):
+    _, train, test, _ = splits(name, "report")[0]
+    out = []
+    for size in SMALL_SIZES:
+        for k in range(SMALL_DRAWS):
+            rng = np.random.default_rng([size, k])
+            if "batch_id" in train:
+                pairs = np.array(sorted(train["batch_id"].unique()))
+                keep = rng.choice(pairs, size=min(size // 2, len(pairs)), replace=False)
+                part = train[train["batch_id"].isin(set(keep))]
+            else:
+                part = train.iloc[np.sort(rng.choice(len(train), min(size, len(train)),
+                                                     replace=False))]
+            out.append((f"n{size}-draw{k}", part, test, k))
+    return out
+
+
 def splits(name, mode):
-    """[(split_id, train_df, test_df, seed)] of a dataset in `report` or `tune` mode."""
+    """[(split_id, train_df, test_df, seed)] of a dataset in `report`, `tune` or `small` mode."""
     d = SHARED
+    if mode == "small":
+        return _small(name) if name in SMALL_DATASETS else []
     if name in ("mr", "cr", "mpqa"):
         if mode == "tune":
             return []  # never used to choose the recipe
@@ -157,25 +188,7 @@ def pair_accuracy(test_df, predicted):
     return float(share_of_pairs(test_df["batch_id"].to_numpy(), right)[0])
 
 
-def run_tfidf(train_df, test_df):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    from seqclf.data.pipeline import shuffle_words
-
-    start = time.perf_counter()
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=False)
-    x = vec.fit_transform(train_df["sentence"])
-    clf = LogisticRegression(C=3.0, max_iter=2000).fit(x, train_df["label"])
-    seconds = time.perf_counter() - start
-    pred = clf.predict(vec.transform(test_df["sentence"]))
-    shuffled = clf.predict(vec.transform(shuffle_words(test_df["sentence"].tolist(), seed=0)))
-    y = test_df["label"].to_numpy()
-    return {"accuracy": float((pred == y).mean()), "shuffled_accuracy":
-            float((shuffled == y).mean()), "train_seconds": seconds, "predicted": list(pred)}
-
-
-def run_seqclf(train_df, test_df, overrides, seed, workdir):
+def run_seqclf(train_df, test_df, overrides, seed, workdir, serving=False):
     import keras
 
     from seqclf.run import TrainConfig, evaluate, load_run, predict, train
@@ -197,9 +210,18 @@ def run_seqclf(train_df, test_df, overrides, seed, workdir):
     predicted = None
     if "batch_id" in test_df:
         predicted = [p["label"] for p in predict(load_run(out), test_df["sentence"].tolist())]
+    extra = {}
+    if serving:
+        from bench.suite_serving import serving_latency
+
+        extra = serving_latency(out, test_df["sentence"].tolist(), workdir)
+    blend = metrics.get("blend") or {}
     return {"accuracy": result["accuracy"], "shuffled_accuracy": result["shuffled_accuracy"],
             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
-            "best_epoch": metrics["best_epoch"],
+            "best_epoch": metrics["best_epoch"], **extra,
+            "blend": {k: blend[k] for k in ("linear_weight", "recurrent_weight",
+                                            "linear_val_accuracy", "recurrent_val_accuracy")
+                      if k in blend} or None,
             "choices": config.get("recipe_record", {}).get("choices"), "predicted": predicted}
 
 
@@ -209,10 +231,10 @@ def run_job(job):
                                    if i == split_id)
     with tempfile.TemporaryDirectory(prefix="seqclf-suite-") as workdir:
         if MODELS[model] is None:
-            r = run_tfidf(train_df, test_df)
+            r = BASELINES[model](train_df, test_df)
         else:
             r = run_seqclf(train_df, test_df, {**MODELS[model], **job.get("extra", {})}, seed,
-                           workdir)
+                           workdir, serving=job.get("serving", False))
     predicted = r.pop("predicted")
     if predicted is not None and "batch_id" in test_df:
         r["pair_accuracy"] = pair_accuracy(test_df, predicted)
@@ -350,7 +372,8 @@ def summarize(results, mode="report", variant=""):
         if r["mode"] != mode or r.get("variant", "") != variant or "error" in r:
             continue
         cell = table.setdefault(r["dataset"], {}).setdefault(r["model"], {})
-        for k in ("accuracy", "shuffled_accuracy", "train_seconds", "pair_accuracy"):
+        for k in ("accuracy", "shuffled_accuracy", "train_seconds", "pair_accuracy",
+                  "serving_p50_ms", "serving_one_model_p50_ms", "serving_ratio"):
             if k in r:
                 cell.setdefault(k, []).append(r[k])
         cell.setdefault("splits", []).append(r["split"])
@@ -376,13 +399,17 @@ def diff_se(table, dataset, a, b):
     return statistics.fmean(d), statistics.stdev(d) / len(d) ** 0.5
 
 
-def render(table, models=tuple(MODELS)):
-    head = ("| dataset | " + " | ".join(models) + " | CNN rand / static |\n|---|"
-            + "---:|" * len(models) + "---|")
+def render(table, models=None, sizes=False):
+    """The markdown table of `table` (`summarize`'s; `by_size`'s with `sizes`): one column per
+    model that has rows (`models`: those, in this order)."""
+    models = models or [m for m in MODELS if any(m in row for row in table.values())]
+    head = ("| dataset | " + " | ".join(models) + ("" if sizes else " | CNN rand / static")
+            + " |\n|---|" + "---:|" * len(models) + ("" if sizes else "---|"))
     rows = [head]
-    for name in DATASETS:
-        if name not in table:
-            continue
+    names = (sorted(table, key=lambda k: (k.split("@")[0], int(k.split("@")[1]))) if sizes
+             else [n for n in DATASETS if n in table])
+    for name in names:
+        expected = SMALL_DRAWS if sizes else len(splits(name, "report"))
         cells = []
         for m in models:
             c = table[name].get(m)
@@ -392,15 +419,15 @@ def render(table, models=tuple(MODELS)):
             mu, sd = mean_sd(c["accuracy"])
             smu, _ = mean_sd(c["shuffled_accuracy"])
             secs, _ = mean_sd(c["train_seconds"])
-            text = f"{100 * mu:.1f} ± {100 * sd:.1f} (sh {100 * smu:.1f}; {secs:.0f} s)"
+            text = f"{100 * mu:.1f} ± {100 * sd:.1f} (sh {100 * smu:.1f}; {secs:.1f} s)"
             if "pair_accuracy" in c:
                 text += f"; pairs {100 * mean_sd(c['pair_accuracy'])[0]:.1f}"
-            if len(c["accuracy"]) != len(splits(name, "report")):
-                text += f" [{len(c['accuracy'])} of {len(splits(name, 'report'))} runs]"
+            if len(c["accuracy"]) != expected:
+                text += f" [{len(c['accuracy'])} of {expected} runs]"
             cells.append(text)
-        cnn = f"{CNN_RAND.get(name, '—')} / {CNN_STATIC.get(name, '—')}"
-        rows.append(f"| {name} (n={len(table[name][next(iter(table[name]))]['splits'])}) | "
-                    + " | ".join(cells) + f" | {cnn} |")
+        n = len(table[name][next(iter(table[name]))]["splits"])
+        cnn = "" if sizes else f" | {CNN_RAND.get(name, '—')} / {CNN_STATIC.get(name, '—')}"
+        rows.append(f"| {name} (n={n}) | " + " | ".join(cells) + f"{cnn} |")
     return "\n".join(rows)
 
 
@@ -445,16 +472,19 @@ def targets(table, default="auto-lstm"):
     return out
 
 
-def write_markdown(table, path, command, mode="report"):
+def write_markdown(table, path, command, mode="report", small=None):
     lines = [MARK_BEGIN, f"### Suite results (mode {mode})", "",
              f"Command: `{command}`. Accuracy % mean ± sd over folds/seeds; `sh` = accuracy with "
              "the words of each test text shuffled; seconds = training time per run (mean).", "",
              render(table), ""]
-    t = targets(table)
+    if small:
+        lines += ["Small-data protocol (`--mode small`): the training part of each binary set's "
+                  f"first split cut to {', '.join(map(str, SMALL_SIZES))} rows, {SMALL_DRAWS} "
+                  "seeded draws each, scored on that split's test part.", "",
+                  render(small, sizes=True), ""]
+    t = linear_targets(table, small)
     if t and mode == "report":
-        lines += ["| target (issue 13) | measured | met |", "|---|---|---|"]
-        lines += [f"| {w} | {m} | {'yes' if ok else 'NO'} |" for w, m, ok in t]
-        lines.append("")
+        lines += [render_targets(t), ""]
     lines.append(MARK_END)
     block = "\n".join(lines) + "\n"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -469,7 +499,7 @@ def write_markdown(table, path, command, mode="report"):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("report", "tune"), default="report")
+    p.add_argument("--mode", choices=("report", "tune", "small"), default="report")
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--variants", help="JSON {name: TrainConfig overrides} (tuning candidates)")
@@ -480,23 +510,31 @@ def main(argv=None):
                    help="also write the table into this file between the suite markers "
                         "('' for none)")
     p.add_argument("--table-only", action="store_true", help="render what is there; run nothing")
+    p.add_argument("--serving", action="store_true",
+                   help="also measure the serving latency of the default's first split per "
+                        "dataset, beside a one-model export (bench/suite_serving.py)")
     args = p.parse_args(argv)
     datasets, models = args.datasets.split(","), args.models.split(",")
     variants = json.loads(args.variants) if args.variants else None
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
     done = finished_keys(args.results)
     todo = unfinished(jobs(datasets, models, args.mode, variants), done)
+    if args.serving:
+        for job in todo:
+            job["serving"] = (job["model"] == DEFAULT
+                              and job["split"] == splits(job["dataset"], job["mode"])[0][0])
     print(f"{len(todo)} runs to do ({len(done)} rows already in {args.results})", flush=True)
     if todo and not args.table_only:
         run_all(todo, args.results, args.workers)
     results = read_results(args.results)
     command = "python -m bench --only suite" if args.mode == "report" else \
         "python bench/suite.py --mode tune"
-    if args.mode == "report" and not args.variants:
+    if args.mode in ("report", "small") and not args.variants:
         table = summarize(results)
-        print(write_markdown(table, pathlib.Path(args.markdown), command))
+        small = by_size(summarize(results, "small"))
+        print(write_markdown(table, pathlib.Path(args.markdown), command, small=small))
         if args.readme:  # the README shows the same table
-            write_markdown(table, pathlib.Path(args.readme), command)
+            write_markdown(table, pathlib.Path(args.readme), command, small=small)
     else:
         for variant in (variants or {"": {}}):
             print(f"### variant {variant or '(none)'}")

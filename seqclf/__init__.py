@@ -12,12 +12,21 @@ table, `_EXPORTS`), so `import seqclf` and the CLI's `--help` stay fast:
 * serving: `export_saved_model`, `export_run`
 * errors: `SeqclfError`
 
+`import seqclf` imports no TensorFlow. It makes two things happen when TensorFlow and Keras are
+imported later, by whatever code: the quiet start-up of the command line (`seqclf._startup`:
+no TensorFlow C++ start-up lines; `SEQCLF_VERBOSE=1` keeps them), and Keras' registry learns
+seqclf's saved classes (`seqclf._registry`), so that `keras.saving.load_model` reads a saved
+`TextClassifier` after `import seqclf` alone.
+
 Internals stay importable from their modules: `seqclf.callbacks.RunBackup`,
 `seqclf.data.SeqclfWordOrder` (the TFDS builder), `seqclf.data.parse_spec`,
 `seqclf.data.bucket_boundaries`.
 """
 
 import importlib
+
+from seqclf._registry import register_stand_ins
+from seqclf._startup import install_import_hook
 
 __version__ = "0.1.0"
 
@@ -47,6 +56,8 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
+
+install_import_hook(register_stand_ins)
 
 
 def __getattr__(name):

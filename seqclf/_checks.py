@@ -7,11 +7,13 @@ and `batch_size=True` is a mistake, not a batch of one.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 from seqclf.errors import SeqclfError
 
-__all__ = ["check_int", "check_positive_int", "check_positive_number"]
+__all__ = ["check_int", "check_positive_int", "check_positive_number", "check_train_settings"]
 
 
 def check_int(name, value, minimum, allow_none=False):
@@ -47,3 +49,44 @@ def check_positive_number(name, value, allow_none=False, unit=""):
             wanted += " or None"
         raise SeqclfError(f"`{name}` must be {wanted}. Received: {name}={value!r}")
     return value
+
+
+def _check_finite(name, value, low, high, allow_none=True, low_open=False, high_open=True):
+    """`value` a finite real number within [low, high) (ends as the flags say); raises."""
+    if value is None and allow_none:
+        return None
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+          and math.isfinite(value)
+          and (value > low if low_open else value >= low)
+          and (high is None or (value < high if high_open else value <= high)))
+    if not ok:
+        where = f"{'(' if low_open else '['}{low}, {'inf)' if high is None else str(high)}"
+        where += "" if high is None else (")" if high_open else "]")
+        raise SeqclfError(f"`{name}` must be a finite number in {where}. "
+                          f"Received: {name}={value!r}")
+    return value
+
+
+def check_train_settings(config):
+    """The numeric settings of a `TrainConfig` that no data can make right: infinite or NaN
+    rates, clipping and fractions, a negative seed, a vocabulary with no room for a token."""
+    for name in ("learning_rate", "clipnorm", "global_clipnorm", "clipvalue"):
+        _check_finite(name, getattr(config, name), 0, None, allow_none=name != "learning_rate",
+                      low_open=True)
+    for name in ("dropout", "embedding_dropout"):
+        _check_finite(name, getattr(config, name), 0, 1)
+    _check_finite("forget_bias", config.forget_bias, -1e6, 1e6)
+    _check_finite("val_fraction", config.val_fraction, 0, 1, allow_none=False, low_open=True)
+    check_int("seed", config.seed, 0)
+    if config.seed >= 2**32:  # NumPy's seeds are 32-bit
+        raise SeqclfError(f"`seed` must be below 2**32. Received: seed={config.seed!r}")
+    # Padding and out-of-vocabulary take ids 0 and 1: fewer than 3 leaves no token.
+    check_int("max_tokens", config.max_tokens, 3, allow_none=True)
+    for name in ("units", "embedding_dim", "batch_size", "layers"):
+        check_positive_int(name, getattr(config, name))
+    tensorboard = config.tensorboard
+    if tensorboard and os.path.lexists(tensorboard) and not os.path.isdir(tensorboard):
+        raise SeqclfError(
+            f"--tensorboard must name a folder; {tensorboard} is a file. "
+            f"Received: tensorboard={tensorboard!r}"
+        )

@@ -59,6 +59,11 @@ HOOKS = {
         lambda: all(hasattr(importlib.import_module("keras.src.backend.tensorflow.trainer"), n)
                     for n in ("reduce_per_replica", "_collective_all_reduce_multi_worker")),
     ),
+    "string-vocabulary": (
+        "keras", "keras.layers.StringLookup.set_vocabulary / _tensor_vocab_to_numpy",
+        lambda: all(hasattr(importlib.import_module("keras").layers.StringLookup, n)
+                    for n in ("set_vocabulary", "_tensor_vocab_to_numpy")),
+    ),
     "flatten-layers": (
         "keras", "keras.layers.Layer._flatten_layers",
         _attribute_exists("keras", "layers.Layer._flatten_layers"),
@@ -228,6 +233,42 @@ def patch_multi_worker_reduce():
 
     reduce_per_replica._seqclf_patched = True
     tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+# --------------------------------------------------------------------------- string-vocabulary
+def patch_string_vocabulary():
+    """Makes Keras hold a string vocabulary as Python strings, not a fixed-width NumPy array.
+
+    `StringLookup` (inside `TextVectorization`) turns a vocabulary into `np.array(tokens)` when
+    it is set, read (`get_vocabulary`) or loaded (`model.keras`' asset): a `<U` array whose every
+    entry is as wide as the longest token, so one 200 KB token in a few thousand made GBs, and a
+    10 MB one tens of GiB. An object array holds each token at its own size; Keras' code reads
+    it the same way (comparisons, `set`, `tf.constant`). Idempotent.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from keras.layers import StringLookup
+
+    if getattr(StringLookup.set_vocabulary, "_seqclf_patched", False):
+        return
+    original_set = StringLookup.set_vocabulary
+
+    def set_vocabulary(self, vocabulary, idf_weights=None):
+        if isinstance(vocabulary, (list, tuple)):
+            vocabulary = np.array(vocabulary, dtype=object)
+        elif tf.is_tensor(vocabulary):
+            vocabulary = self._tensor_vocab_to_numpy(vocabulary)
+        return original_set(self, vocabulary, idf_weights)
+
+    def _tensor_vocab_to_numpy(self, vocabulary):
+        tokens = vocabulary.numpy()
+        out = np.empty(len(tokens), dtype=object)
+        out[:] = [tf.compat.as_text(x, self.encoding) for x in tokens]
+        return out
+
+    set_vocabulary._seqclf_patched = True
+    StringLookup.set_vocabulary = set_vocabulary
+    StringLookup._tensor_vocab_to_numpy = _tensor_vocab_to_numpy
 
 
 # --------------------------------------------------------------------------- flatten-layers

@@ -136,6 +136,106 @@ def _spend_once_only_notices(tf):
     transpose(tf.constant([[True, False]]))
 
 
+def _before_tensorflow_import():
+    # The threshold TensorFlow applies to what it logs after start-up: errors and worse.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not _has_cuda_driver():
+        os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU")
+    _defer_profiler_plugin()
+
+
+class _WrappedLoader:
+    """A module's loader whose `exec_module` runs inside `around(name)` (a context manager)
+    and then calls `after(module)`; everything else is the original loader's."""
+
+    def __init__(self, loader, around, after):
+        self._loader, self._around, self._after = loader, around, after
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        with self._around():
+            self._loader.exec_module(module)
+        if self._after is not None:
+            self._after(module)
+
+
+class _ImportHook:
+    """A `sys.meta_path` finder that changes nothing about *what* is imported: on the first
+    import of `tensorflow` it applies the start-up treatment (see the module docstring), and
+    when `keras` has been imported it calls `on_keras(keras)`. It removes itself once both are
+    done, so later imports pay nothing."""
+
+    def __init__(self, on_keras):
+        self.on_keras = on_keras
+        self.pending = {"tensorflow", "keras"} - set(sys.modules)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.pending:
+            return None
+        _done_with(name)
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        if spec is None or spec.loader is None:
+            return spec
+        if name == "tensorflow":
+            if verbose_requested():
+                return spec
+            _before_tensorflow_import()
+            spec.loader = _WrappedLoader(
+                spec.loader, lambda: _stderr_captured(lambda line: not _below_threshold(line)),
+                None)
+        else:
+            spec.loader = _WrappedLoader(spec.loader, contextlib.nullcontext, self.on_keras)
+        return spec
+
+
+def install_import_hook(on_keras):
+    """What `import seqclf` does: the start-up treatment when TensorFlow is first imported,
+    whoever imports it, and `on_keras(keras)` once Keras is imported (at once if it already
+    is). Imports nothing heavy itself."""
+    if "keras" in sys.modules:
+        on_keras(sys.modules["keras"])
+    hook = _ImportHook(on_keras)
+    if hook.pending and not any(isinstance(f, _ImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, hook)
+
+
+def _done_with(name):
+    """Stops the hook from watching `name`; it leaves `sys.meta_path` when nothing is left."""
+    for finder in list(sys.meta_path):
+        if isinstance(finder, _ImportHook):
+            finder.pending.discard(name)
+            if not finder.pending:
+                sys.meta_path.remove(finder)
+
+
+def spend_once_only_notices():
+    """Spends TensorFlow's once-only error notices (see the module docstring) on a graph of
+    seqclf's own, once per process; unless verbose output was asked for. For code that runs
+    after TensorFlow's devices exist (`TextClassifier`), where no configuration can follow."""
+    global _NOTICES_SPENT
+    if _NOTICES_SPENT or verbose_requested():
+        return
+    _NOTICES_SPENT = True
+    import tensorflow as tf
+
+    with _stderr_captured(lambda line: not _LOG_LINE.match(line) and not _BANNER.match(line)):
+        _spend_once_only_notices(tf)
+
+
+_NOTICES_SPENT = False
+
+
 def quiet_tensorflow(verbose=False, spend_notices=True):
     """Imports TensorFlow without its start-up notices (see the module docstring).
 
@@ -145,13 +245,11 @@ def quiet_tensorflow(verbose=False, spend_notices=True):
     `SEQCLF_VERBOSE=1`) it changes nothing. Returns whether it quietened.
     """
     if verbose_requested(verbose):
+        _done_with("tensorflow")  # `import seqclf`'s hook must not quieten it either
         return False
     if "tensorflow" not in sys.modules:
-        # The threshold TensorFlow applies to what it logs after start-up: errors and worse.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if not _has_cuda_driver():
-            os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU")
-        _defer_profiler_plugin()
+        _done_with("tensorflow")  # done here instead
+        _before_tensorflow_import()
         with _stderr_captured(lambda line: not _below_threshold(line)):
             import tensorflow  # noqa: F401
     if not spend_notices:
@@ -160,6 +258,5 @@ def quiet_tensorflow(verbose=False, spend_notices=True):
 
     # Devices first, outside the capture: an error creating them is about the user's machine.
     tf.config.list_logical_devices()
-    with _stderr_captured(lambda line: not _LOG_LINE.match(line) and not _BANNER.match(line)):
-        _spend_once_only_notices(tf)
+    spend_once_only_notices()
     return True

@@ -10,7 +10,9 @@ off the terminal unless `--verbose` or `SEQCLF_VERBOSE=1` is given.
 """
 
 import argparse
+import errno
 import json
+import math
 import os
 import sys
 
@@ -32,8 +34,8 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, received {text!r}")
     return value
 
 
@@ -150,9 +152,25 @@ def config_from_args(args):
 
 def _cmd_train(args):
     from seqclf.run import train
+    from seqclf.run_dir import RunDir
 
-    metrics = train(config_from_args(args))
+    existed = os.path.lexists(args.out)
+    try:
+        metrics = train(config_from_args(args))
+    except BaseException:
+        if not existed:  # refused before writing anything: leave no empty folder behind
+            RunDir(args.out).remove_if_unused()
+        raise
     print(json.dumps(metrics, sort_keys=True))
+    from seqclf.distribute import end_multi_worker_run
+
+    if end_multi_worker_run():
+        # A non-chief worker, its run over and every worker past the last all-reduce: exit
+        # before TensorFlow's teardown calls the chief's coordination service, which may
+        # already be gone (see `end_multi_worker_run`).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _cmd_evaluate(args):
@@ -301,7 +319,37 @@ def main(argv=None):
     except SeqclfError as e:
         print(f"seqclf {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in _USER_ERRNOS:
+            raise
+        # The file system said no (disk full, read-only, permissions): one line naming it.
+        print(f"seqclf {args.command}: error: {e.strerror}. Received: {e.filename!r}",
+              file=sys.stderr)
+        return 2
+    except Exception as e:
+        if not _out_of_memory(e):
+            raise
+        sizes = ", ".join(f"{k}={getattr(args, k)!r}" for k in _SIZE_FLAGS if hasattr(args, k))
+        print(f"seqclf {args.command}: error: out of memory ({type(e).__name__}); choose smaller "
+              f"sizes. Received: {sizes or 'defaults'}", file=sys.stderr)
+        return 2
     return 0
+
+
+# File-system refusals that are the user's to fix, not seqclf bugs.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
+_SIZE_FLAGS = ("units", "embedding_dim", "layers", "batch_size", "batch_tokens", "max_tokens",
+               "max_length")
+
+
+def _out_of_memory(e):
+    """Whether `e` says memory ran out: Python's, or TensorFlow's (`ResourceExhaustedError`),
+    whose message may also come wrapped in another error's."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError":
+        return True
+    text = str(e)
+    return "OOM when allocating" in text or "ResourceExhaustedError" in text
 
 
 if __name__ == "__main__":

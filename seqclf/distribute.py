@@ -44,6 +44,7 @@ __all__ = [
     "STRATEGIES",
     "build_before_fit",
     "distribute_dataset",
+    "end_multi_worker_run",
     "is_chief",
     "make_strategy",
     "shard_by_data",
@@ -116,9 +117,11 @@ def make_strategy(name="default"):
         return tf.distribute.MirroredStrategy()
     _check_tf_config(os.environ.get("TF_CONFIG"))
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=tf.distribute.cluster_resolver.TFConfigClusterResolver()
         )
+        _MULTI_WORKER.append(strategy)
+        return strategy
     except RuntimeError as e:
         if "startup" not in str(e):
             raise
@@ -127,6 +130,32 @@ def make_strategy(name="default"):
             f"operation ({e}); run `seqclf train` in a fresh process, or create the strategy "
             "first in your script. Received: strategy='multi_worker' after TensorFlow started"
         ) from None
+
+
+# The multi-worker strategy this process made (at most one: TensorFlow allows one per process).
+_MULTI_WORKER = []
+
+
+def end_multi_worker_run():
+    """Meets the other workers once this process's run is over; returns whether this process is
+    a non-chief worker of a multi-worker run, which should then exit at once.
+
+    The chief hosts TensorFlow's coordination service. A worker still running when the chief's
+    process ends loses it: its heartbeat and its own shutdown fail ("Failed to send RPC to
+    coordination service ... Connection refused"), and it hangs or dies with a non-zero status
+    - whichever worker finishes last, which with several ensemble members is often not the
+    chief. A last all-reduce makes every worker wait until all have finished (the chief's plots
+    included); a non-chief then exits without TensorFlow's teardown (`os._exit`, see
+    `seqclf.cli`), which would call the service that the chief may already have stopped.
+    """
+    if not _MULTI_WORKER:
+        return False
+    strategy = _MULTI_WORKER[-1]
+    # Every worker contributes 1: the sum can only be computed once all have arrived.
+    # In a tf.function: run eagerly, the strategy warns of its overhead.
+    arrive = tf.function(lambda: strategy.run(lambda: tf.constant(1.0)))
+    strategy.reduce("SUM", arrive(), axis=None)
+    return not is_chief(strategy)
 
 
 def is_chief(strategy):

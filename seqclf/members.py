@@ -52,10 +52,9 @@ def members_stage(setup, built, train_data, val_data, pool):
         keras.utils.set_random_seed(seed)
         with strategy.scope():
             backbone = backbone_from_settings(
-                {**dataclasses.asdict(config), "seed": seed},
+                {**dataclasses.asdict(config), "seed": seed, "ngram_buckets": 0},
                 vocab_size=built.classifier.preprocessor.vocabulary_size,
                 num_classes=train_data.num_classes, embeddings=built.embeddings,
-                ngram_idf=built.ngram_idf,
             )
             compile_backbone(config, backbone, built.steps_per_epoch)
         train_ds, val_ds = datasets_stage(setup, built, member_train, member_val,

@@ -40,27 +40,21 @@ RECIPE_FIELDS = tuple(FIXED)
 TARGET_STEPS = 1200
 MIN_EPOCHS, MAX_EPOCHS = 3, 30
 # ... but no more epochs than it takes to read this many tokens (long texts: a step costs ~ its
-# padded length; bench/tune_recipe.md).
-TOKEN_BUDGET = 3_000_000
+# padded length). Halved from 3 M once the linear path was blended in: on long reviews it
+# carries most of the accuracy, and the recurrent model's later epochs cost more than they
+# add (bench/tune_recipe.md, round 13).
+TOKEN_BUDGET = 1_500_000
 # Texts whose median is at least this many tokens are "long": the gradient from the last state
 # reaches their early tokens weakly (docs/long_text_gradients.md), so the recurrent outputs are
 # max-pooled.
 LONG_TEXT_TOKENS = 50
 MAX_LENGTH_CAP = 512
-# A vocabulary keeps the tokens seen at least twice (a token seen once gives its embedding one
-# update per epoch: noise to fit), within these bounds.
+# The vocabulary keeps every training token, within these bounds: the linear n-gram path gains
+# from the rare ones (NBSVM and TF-IDF keep them; on MR and CR inner folds, dropping tokens seen
+# once cost the linear path 0.7-1 point, bench/tune_recipe.md).
 MIN_VOCAB, MAX_VOCAB = 1_000, 50_000
-# An ensemble: `seqclf train` trains this many members, each with its own seed and, where the
-# validation data is held out of the training file, its own held-out split, and averages their
-# probabilities. On the inner tuning splits the gain over the mean single model grew with every
-# member up to the 5 tried (TREC +2.1 points, SST-1 +1.9; bench/tune_recipe.md, round 7), but
-# each member costs a training run: as many as fit in this many tokens read (all members'
-# epochs together), at most MAX_MEMBERS...
-MEMBER_TOKEN_BUDGET = 5_000_000
-MAX_MEMBERS = 5
-# ... and only from this many training examples: below it a member's 10% validation split holds
-# under 100 texts, too few to choose its best epoch (and a single model trains in seconds).
-MIN_MEMBER_EXAMPLES = 1_000
+# Epochs without a better validation accuracy before training stops.
+PATIENCE = 2
 
 
 @dataclasses.dataclass
@@ -125,11 +119,13 @@ def choose(stats, *, batch_size=32, model="lstm"):
     epochs = min(math.ceil(TARGET_STEPS / steps_per_epoch),
                  math.ceil(TOKEN_BUDGET / tokens_per_epoch))
     s["epochs"] = int(np.clip(epochs, MIN_EPOCHS, MAX_EPOCHS))
-    # The cosine schedule anneals over all of them and the best epoch's weights are kept:
-    # stopping early would end training at a high learning rate (bench/tune_recipe.md).
-    s["patience"] = s["epochs"]
-    why.append(f"{stats.n_train} examples = {steps_per_epoch} steps/epoch -> {s['epochs']} "
-               "epochs, cosine-annealed, best epoch kept")
+    # The cosine schedule anneals over the planned epochs and the best epoch's weights are
+    # kept; training stops once validation accuracy has not improved for PATIENCE epochs
+    # (on small data the best epoch comes early and the rest only overfit).
+    s["patience"] = min(PATIENCE, s["epochs"])
+    why.append(f"{stats.n_train} examples = {steps_per_epoch} steps/epoch -> up to "
+               f"{s['epochs']} epochs, cosine-annealed, stopped after {s['patience']} without "
+               "improvement, best epoch kept")
 
     # Cut nothing the training data shows (batches are padded to their own longest text, so
     # the bound costs only where texts are that long), up to a cap for heavy tails. Test texts
@@ -141,7 +137,7 @@ def choose(stats, *, batch_size=32, model="lstm"):
                f"{s['max_length']}, pooling {s['pooling']}"
                + (" (long texts)" if long_texts else ""))
 
-    s["max_tokens"] = int(np.clip(stats.tokens_seen_twice + 2, MIN_VOCAB, MAX_VOCAB))
+    s["max_tokens"] = int(np.clip(stats.vocabulary + 2, MIN_VOCAB, MAX_VOCAB))
     # What the vectorizer will hold (max_tokens is a bound: a small vocabulary stays whole).
     kept = min(s["max_tokens"], stats.vocabulary + 2)
     why.append(f"{stats.vocabulary} distinct tokens, {stats.rare_share:.0%} seen once -> "
@@ -153,7 +149,8 @@ def choose(stats, *, batch_size=32, model="lstm"):
         s["ngram_buckets"] = 0
     else:
         s["ngram_buckets"] = int(np.clip(_pow2_at_least(4 * s["max_tokens"]), 2**14, 2**18))
-        why.append(f"wide path: tf-idf unigrams + {s['ngram_buckets']} bigram buckets")
+        why.append(f"a linear n-gram path (unigrams + {s['ngram_buckets']} bigram buckets) "
+                   "fitted first, blended with the recurrent model on validation data")
 
     if stats.smallest_class < 10:
         why.append(f"the smallest of {stats.num_classes} classes has {stats.smallest_class} "
@@ -162,14 +159,9 @@ def choose(stats, *, batch_size=32, model="lstm"):
         why.append(f"imbalanced classes ({stats.smallest_class} vs {stats.largest_class} "
                    "examples): accuracy favours the large ones; look at per-class results")
 
-    tokens_per_member = tokens_per_epoch * s["epochs"]
-    if stats.n_train < MIN_MEMBER_EXAMPLES:
-        s["members"] = 1
-        why.append(f"one model (an ensemble needs {MIN_MEMBER_EXAMPLES} examples or more)")
-    else:
-        s["members"] = int(np.clip(MEMBER_TOKEN_BUDGET // tokens_per_member, 1, MAX_MEMBERS))
-        why.append(f"{tokens_per_member / 1e6:.2g} M tokens read per model -> "
-                   + (f"{s['members']} members averaged" if s["members"] > 1 else "one model"))
+    # One recurrent model: the fitted linear path, blended in, brings what an ensemble of
+    # recurrent models brought, at a fraction of the cost (bench/tune_recipe.md, round 13).
+    s["members"] = 1
 
     s["lr_schedule"] = FIXED["lr_schedule"]
     s["dropout"] = FIXED["dropout"]

@@ -14,7 +14,10 @@ A run directory (`seqclf.run_dir.RunDir` names, reads and writes its files) hold
 * `curves.png`, `gradients.png` (with `gradient_stats`), `gradients_by_position.png` —
   `seqclf.plotting.plot_run`, once training ends;
 * `metrics.json` — `val_accuracy` (best epoch), `epochs`, `train_seconds` and data counts;
-* `evaluations/*.json` — one file per `evaluate` call;
+* `evaluations/*.json` — one file per data spec `evaluate` scored (`-2`, `-3`, ... where two
+  specs make one file name);
+* `.seqclf.lock` — locked by the `train` writing the directory (one at a time); it marks the
+  directory seqclf's, which `train` requires before it replaces or removes anything there;
 * `backup/` — only while training: the state of the last completed epoch (`RunBackup`).
 * `members/` — only while an ensemble trains: each finished member beyond the first
   (`model.keras` then holds them all, averaged; see `seqclf.members.members_stage`).
@@ -39,8 +42,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from seqclf import linear_path, training
 from seqclf import members as ensemble_members
-from seqclf import training
 from seqclf.data import load_spec, shuffle_words
 from seqclf.data.pipeline import string_values
 from seqclf.errors import SeqclfError
@@ -124,6 +127,7 @@ def train(config):
     setup = training.setup_stage(config)
     train_data, val_data, val_spec, pool = training.data_stage(setup.config)
     built = training.model_stage(setup, train_data, val_spec)
+    linear = linear_path.linear_stage(built, train_data)
     train_ds, val_ds = training.datasets_stage(setup, built, train_data, val_data)
     training.write_start_stage(setup, built)
     callbacks, backup = training.callbacks_stage(setup, built, val_data)
@@ -131,8 +135,11 @@ def train(config):
     members = ()
     if built.config.members > 1:
         members = ensemble_members.members_stage(setup, built, train_data, val_data, pool)
+    blend = None
+    if linear is not None:
+        blend = linear_path.blend_stage(built, linear, val_data, pool)
     return training.write_results_stage(setup, built, backup, train_seconds, train_data,
-                                        val_data, members)
+                                        val_data, members, blend)
 
 
 @dataclasses.dataclass

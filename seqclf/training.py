@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from seqclf._checks import check_int, check_positive_int
+from seqclf._checks import check_int, check_positive_int, check_train_settings
 from seqclf._io import remove_stale_temporaries
 from seqclf.callbacks.run_backup import RunBackup
 from seqclf.data import load_spec, make_dataset, parse_spec
@@ -32,11 +32,7 @@ from seqclf.distribute import (
 )
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, compile_classifier
-from seqclf.models.text_classifier import (
-    adapt_with_recipe,
-    backbone_from_settings,
-    ngram_idf_from_texts,
-)
+from seqclf.models.text_classifier import adapt_with_recipe, backbone_from_settings
 from seqclf.names import LR_SCHEDULES
 from seqclf.optimizers import make_optimizer
 from seqclf.recipe import RECIPE_FIELDS, RECIPES
@@ -194,6 +190,20 @@ class _Setup:
     run: RunDir
     optimizer: object
     saved_config: dict | None
+    lock: object = None  # held while the run trains (`RunDir.claim`)
+
+
+def _tidy_finished(run):
+    """Ends the clean-up of a finished run killed right after its metrics.json: removes the
+    backup and members (model.keras holds them) and draws the plots it did not get to."""
+    leftovers = [p for p in (run.backup_dir, run.file(RunDir.MEMBERS)) if os.path.isdir(p)]
+    if not leftovers and os.path.exists(run.file(RunDir.CURVES_PLOT)):
+        return
+    for path in leftovers:
+        shutil.rmtree(path)
+    from seqclf.plotting import plot_run
+
+    plot_run(run.path)
 
 
 def setup_stage(config):
@@ -201,6 +211,7 @@ def setup_stage(config):
     (refusing a finished run, checking a resumed one's settings)."""
     config = dataclasses.replace(config)
     _check_config(config)
+    check_train_settings(config)
     # Before any other TensorFlow work: MultiWorkerMirroredStrategy configures collective ops,
     # which TensorFlow allows only before the process runs its first op.
     strategy = make_strategy(config.strategy)
@@ -220,11 +231,14 @@ def setup_stage(config):
         optimizer = _make_optimizer(config)
     out = config.out
     run = RunDir(out)
+    # Before anything in it is read, replaced or removed: a new or empty folder or a seqclf run,
+    # no link leading out of it, and no other `train` writing it.
+    lock = run.claim()
     if run.is_finished():
+        _tidy_finished(run)
         raise SeqclfError(
             f"{out} already holds a finished run; choose another --out. Received: out={out!r}"
         )
-    os.makedirs(out, exist_ok=True)
     saved_config = run.unfinished_config()
     if saved_config is not None:
         # Checked before any time is spent on data; the resolved fields (validation spec,
@@ -244,7 +258,7 @@ def setup_stage(config):
     # Left by a writer killed between its temporary file and the rename (backup/ cleans itself).
     remove_stale_temporaries(out)
     keras.utils.set_random_seed(config.seed)
-    return _Setup(config, strategy, chief, run, optimizer, saved_config)
+    return _Setup(config, strategy, chief, run, optimizer, saved_config, lock)
 
 
 def data_stage(config):
@@ -302,7 +316,6 @@ class _Model:
     boundaries: list | None
     steps_per_epoch: int
     embeddings: np.ndarray | None = None  # pretrained vectors, for the ensemble's other members
-    ngram_idf: object = None
 
 
 def model_stage(setup, train_data, val_spec):
@@ -333,12 +346,12 @@ def model_stage(setup, train_data, val_spec):
 
     # Model, optimizer and compiled metrics in the strategy's scope: their variables are
     # replicated (across workers, initial values are broadcast from the first worker).
-    ngram_idf = (ngram_idf_from_texts(preprocessor, train_data.texts, config.ngram_buckets)
-                 if config.ngram_buckets else None)
     with strategy.scope():
+        # The n-gram path is not trained with the recurrent model: it is fitted on its own and
+        # blended in after (seqclf.linear_path).
         backbone = backbone_from_settings(
-            values, vocab_size=len(vocabulary), num_classes=train_data.num_classes,
-            embeddings=embeddings, ngram_idf=ngram_idf,
+            {**values, "ngram_buckets": 0}, vocab_size=len(vocabulary),
+            num_classes=train_data.num_classes, embeddings=embeddings,
         )
         # One length pass serves the truncation count above and, with batch_tokens, the bucket
         # boundaries and the number of steps per epoch (which a cosine schedule needs).
@@ -359,7 +372,7 @@ def model_stage(setup, train_data, val_spec):
     settings = {**dataclasses.asdict(config), "val": val_spec}
     classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
     return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch,
-                  embeddings, ngram_idf)
+                  embeddings)
 
 
 def compile_backbone(config, backbone, steps_per_epoch, optimizer=None):
@@ -464,7 +477,8 @@ def callbacks_stage(setup, built, val_data):
 
 
 def fit_stage(built, train_ds, val_ds, callbacks, backup):
-    """Trains (resuming from the backup if there is one); returns the training seconds."""
+    """Trains (resuming from the backup if there is one); returns the training seconds. A loss
+    that became NaN or infinite is a one-line error here."""
     config = built.config
     state = backup.read_state()
     if state is not None and RunBackup.resume_epoch(state, config.epochs) >= config.epochs:
@@ -484,18 +498,35 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
             verbose=0, shuffle=False,  # the dataset reshuffles itself; StepProgress shows it
             steps_per_epoch=config.steps_per_epoch,
         )
-    return backup.previous_seconds + time.perf_counter() - start
+    seconds = backup.previous_seconds + time.perf_counter() - start
+    diverged = [row for row in backup.history
+                if not all(np.isfinite(row.get(k, 0.0)) for k in ("loss", "val_loss"))]
+    if diverged:
+        # A NaN model would answer NaN probabilities; it is not saved as a finished run (and
+        # neither blended nor joined by ensemble members).
+        raise SeqclfError(
+            f"training diverged: the loss became {diverged[0].get('loss')} at epoch "
+            f"{int(diverged[0]['epoch']) + 1}; lower the learning rate or clip the gradients. "
+            f"Received: learning_rate={config.learning_rate!r}, clipnorm={config.clipnorm!r}"
+        )
+    return seconds
 
 
 def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
-                        member_records=()):
+                        member_records=(), blend=None):
     """`model.keras` and `metrics.json` (which marks the run finished), then the plots.
 
-    For an ensemble, `val_accuracy`, `best_epoch` and `epochs` are member 0's (the other
-    members trained on parts of its validation split) and `members` lists every member's;
-    `train_seconds` adds up all members'."""
+    For an ensemble, `best_epoch` and `epochs` are member 0's (the other members trained on
+    parts of its validation split) and `members` lists every member's; `train_seconds` adds up
+    all members'. With a linear path (`blend`, `seqclf.linear_path.blend_stage`),
+    `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
+    `train_seconds` includes the linear fit."""
     config, run, chief = built.config, setup.run, setup.chief
-    run.save_model(built.classifier.backbone)
+    # The text model, compiled as `TextClassifier.compile()` compiles it: loaded with
+    # `keras.saving.load_model`, it evaluates, and trains on, at once.
+    with setup.strategy.scope():
+        built.classifier.compile()
+    run.save_model(built.classifier)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]
     best = int(np.argmax(val_acc))
@@ -504,9 +535,13 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
                            "best_epoch": best + 1, "epochs": len(val_acc),
                            "train_seconds": round(train_seconds, 2)}, *member_records]
         train_seconds = sum(r["train_seconds"] for r in member_records)
+    if blend is not None:
+        train_seconds += blend["seconds"]
     metrics = {
-        "val_accuracy": float(val_acc[best]),
-        "val_loss": float(backup.history[best]["val_loss"]),
+        "val_accuracy": float(blend["val_accuracy"] if blend else val_acc[best]),
+        "val_loss": float(blend["val_loss"] if blend else backup.history[best]["val_loss"]),
+        "recurrent_val_accuracy": float(val_acc[best]),
+        "blend": blend,
         "best_epoch": best + 1,
         "epochs": len(val_acc),
         "members": list(member_records) or None,
@@ -529,7 +564,9 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     if member_records:
         say(config, f"{len(member_records)} members averaged; their val_accuracy: "
                      + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
-    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} (epoch {best + 1}"
+    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} ("
+                 + ("linear path and recurrent model blended, " if blend else "")
+                 + f"recurrent best epoch {best + 1}"
                  + (", member 0" if member_records else "") + f"); run in {run.path}")
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)

@@ -18,6 +18,9 @@ def _train(out, tfds_dir, seed):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.load(open(out / "metrics.json"))
     metrics.pop("train_seconds")
+    # Wall-clock figures of the linear path and the blend differ run to run; the rest must not.
+    metrics["blend"].pop("seconds")
+    metrics["blend"]["linear_path"].pop("seconds")
     weights = keras.models.load_model(out / "model.keras", compile=False).get_weights()
     return metrics, weights, (out / "history.csv").read_text()
 
@@ -30,4 +33,5 @@ def test_same_seed_same_run_in_fresh_processes(tmp_path, tfds_dir):
     for a, b in zip(w1, w2, strict=True):
         np.testing.assert_array_equal(a, b)
     _, w3, _ = _train(tmp_path / "c", tfds_dir, seed=4)
-    assert any(not np.array_equal(a, b) for a, b in zip(w1, w3, strict=True))
+    # Another seed: other weights (or another blend, e.g. the linear path alone).
+    assert len(w1) != len(w3) or any(not np.array_equal(a, b) for a, b in zip(w1, w3))

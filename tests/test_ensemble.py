@@ -9,7 +9,7 @@ import pytest
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, build_classifier
 from seqclf.models.ensemble import average_backbones
-from seqclf.recipe import MAX_MEMBERS, MIN_MEMBER_EXAMPLES, DataStats, choose, resolve
+from seqclf.recipe import DataStats, choose, resolve
 
 
 def stats(**kw):
@@ -37,37 +37,25 @@ def test_average_backbones_averages_probabilities_and_checks_its_members():
         average_backbones([members[0], other])
 
 
-def test_recipe_ensembles_cheap_data_and_trains_one_model_on_big_or_tiny_data():
-    small, why = choose(stats())  # ~0.4 M tokens read per model
-    assert small["members"] == MAX_MEMBERS
-    assert any(f"{MAX_MEMBERS} members averaged" in w for w in why)
-    # 67k phrases of ~9 tokens over 3 epochs: 1.8 M tokens a model, 2 fit the budget.
-    assert choose(stats(n_train=67_000, length_mean=9.0))[0]["members"] == 2
-    # Long reviews: the token budget of one model is most of the ensemble's.
-    assert choose(stats(n_train=1500, length_mean=180, length_median=170))[0]["members"] == 1
-    tiny, why = choose(stats(n_train=MIN_MEMBER_EXAMPLES - 1))
-    assert tiny["members"] == 1
-    assert any("ensemble needs" in w for w in why)
+def test_recipe_trains_one_recurrent_model_and_explicit_members_win():
+    # The fitted linear path is blended in instead of an ensemble, at any size of data.
+    for kw in ({}, {"n_train": 67_000, "length_mean": 9.0}, {"n_train": 300}):
+        assert choose(stats(**kw))[0]["members"] == 1
     values, _, _ = resolve({"members": None}, "fixed", stats())
     assert values["members"] == 1
     values, choices, why = resolve({"members": 2}, "auto", stats())
-    assert values["members"] == 2 and choices["members"] == MAX_MEMBERS
+    assert values["members"] == 2 and choices["members"] == 1
     assert any("members=2" in w for w in why)
 
 
 def test_from_texts_builds_one_model():
     with pytest.raises(SeqclfError, match=r"trains ensembles. Received: members=3"):
         TextClassifier.from_texts(["good", "bad"], [1, 0], members=3)
-    # Data the recipe would ensemble: its choice is recorded, one model is built.
-    n = MIN_MEMBER_EXAMPLES + 200
-    texts = [f"w{i % 50} w{i * 7 % 50} w{i * 3 % 40}" for i in range(n)]
-    classifier = TextClassifier.from_texts(texts, [i % 2 for i in range(n)], units=4,
+    texts = [f"w{i % 50} w{i * 7 % 50} w{i * 3 % 40}" for i in range(1200)]
+    classifier = TextClassifier.from_texts(texts, [i % 2 for i in range(1200)], units=4,
                                            embedding_dim=4)
-    record = classifier.settings["recipe_record"]
     assert classifier.settings["members"] == 1
-    assert record["choices"]["members"] == MAX_MEMBERS
-    assert f"one model built (the recipe's {MAX_MEMBERS} members" in record["why"][-1]
-    assert not any("given explicitly" in w for w in record["why"])
+    assert not any("given explicitly" in w for w in classifier.settings["recipe_record"]["why"])
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +63,11 @@ def ensemble_run(tmp_path_factory):
     from seqclf.run import TrainConfig, train
 
     out = str(tmp_path_factory.mktemp("ensemble") / "run")
-    # word_order/tiny brings its own validation split: the members differ by their seed.
+    # word_order/tiny brings its own validation split: the members differ by their seed. No
+    # linear path: the ensemble alone is the model (test_linear_path covers the blend).
     metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
                                 embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
-                                quiet=True))
+                                ngram_buckets=0, quiet=True))
     return out, metrics
 
 
@@ -114,7 +103,7 @@ def test_a_finished_member_is_reused_not_retrained(tmp_path, ensemble_run):
                                          "best_epoch": 1, "epochs": 1, "train_seconds": 7.0})
     metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
                                 embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
-                                quiet=True))
+                                ngram_buckets=0, quiet=True))
     assert metrics["members"][1]["train_seconds"] == 7.0
     reused = load_run(out).model.get_layer("member_1")
     for a, b in zip(reused.get_weights(), trained.get_weights()):

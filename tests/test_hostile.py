@@ -49,8 +49,13 @@ ANY_TEXT = st.one_of(
     st.text(),  # every code point except surrogates: controls and NUL included
     st.lists(st.one_of(st.sampled_from(NASTY), st.text(max_size=5)), max_size=8).map("".join),
 )
-LABEL = st.one_of(st.sampled_from(["0", "1", "2", "pos", "neg", " 1 ", "10"]),
-                  st.text(min_size=1, max_size=6).filter(lambda s: s.strip()))
+# Labels as their class names: no control characters (an error, tested below) and no numbers
+# other than canonical ones ("1.0" and "01" are class "1": tested below).
+LABEL = st.one_of(
+    st.sampled_from(["0", "1", "2", "pos", "neg", " 1 ", "10"]),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=6).filter(
+        lambda s: s.strip() and not re.fullmatch(r"[\s+\-\d.eE]+", s)),
+)
 MEGABYTE = 1_000_000
 
 
@@ -466,3 +471,268 @@ def test_capi_answers_a_batch_of_nasty_strings(trained):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs, serve(signature, texts)["probabilities"], atol=1e-5)
     assert os.path.isdir(path)
+
+
+# ---------------------------------------------------------------------- the CLI, as users meet it
+# Each hostile argument or path: exit 2 and one line naming the argument or path (issue 28).
+
+from seqclf.cli import main as cli_main  # noqa: E402
+
+FAST = ["--epochs", "1", "--units", "8", "--embedding-dim", "8", "--members", "1", "--quiet",
+        "--model", "bow", "--ngram-buckets", "0"]
+
+
+@pytest.fixture(scope="module")
+def small_tsv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("small") / "small.tsv"
+    words = ["good", "bad", "film", "plot", "great", "awful", "fine", "dull"]
+    rows = [f"{words[i % 8]} {words[(i * 3) % 8]}\t{i % 2}" for i in range(120)]
+    path.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, small_tsv):
+    out = tmp_path_factory.mktemp("small_run") / "run"
+    assert main(["train", "--data", str(small_tsv), "--out", str(out), *FAST]) == 0
+    return out
+
+
+def main(argv):
+    """`seqclf.cli.main`'s exit status, argparse's refusals (SystemExit) included."""
+    try:
+        return cli_main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def one_line(capsys, *needles):
+    """One error line naming `needles` (argparse's usage lines before it aside)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines and "error:" in lines[-1], err
+    assert len([line for line in lines if "error" in line]) == 1, err
+    for needle in needles:
+        assert needle in lines[-1], err
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--clipnorm", "inf"], ["--clipnorm", "inf"]),
+    (["--learning-rate", "inf"], ["--learning-rate", "inf"]),
+    (["--learning-rate", "nan"], ["--learning-rate", "nan"]),
+    (["--seed", "-1"], ["seed", "-1"]),
+    (["--val-fraction", "nan"], ["val_fraction", "nan"]),
+    (["--val-fraction", "-1"], ["val_fraction", "-1"]),
+    (["--val-fraction", "0"], ["val_fraction", "0"]),
+    (["--val-fraction", "1"], ["val_fraction", "1"]),
+    (["--max-tokens", "1"], ["max_tokens", "1"]),
+    (["--max-tokens", "2"], ["max_tokens", "2"]),
+    (["--dropout", "inf"], ["dropout", "inf"]),
+])
+def test_bad_train_arguments_exit_2_naming_them(tmp_path, small_tsv, capsys, flags, needles):
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(small_tsv), "--out", str(out), *FAST, *flags]) == 2
+    one_line(capsys, *needles)
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "tensorboard_file"])
+def test_out_and_tensorboard_paths_that_cannot_be_folders(tmp_path, small_tsv, capsys, where):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    out, extra = tmp_path / "r", []
+    if where == "file":
+        out = a_file
+    elif where == "under_file":
+        out = a_file / "r"
+    else:
+        extra = ["--tensorboard", str(a_file)]
+    assert main(["train", "--data", str(small_tsv), "--out", str(out), *FAST, *extra]) == 2
+    one_line(capsys, str(a_file))
+    assert a_file.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode says")
+def test_unreadable_data_and_read_only_out(tmp_path, small_tsv, capsys):
+    data = tmp_path / "locked.tsv"
+    data.write_text(small_tsv.read_text())
+    data.chmod(0)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *FAST]) == 2
+    one_line(capsys, str(data))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    assert main(["train", "--data", str(small_tsv), "--out", str(ro / "r"), *FAST]) == 2
+    one_line(capsys, str(ro))
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink_loop"])
+def test_data_paths_that_exist_but_are_not_files(tmp_path, small_tsv, capsys, kind):
+    path = tmp_path / "data.tsv"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink(path, path)
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "r"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "No such data file" not in err, err
+    assert "not a regular file" in err or "symbolic link" in err, err
+
+
+def test_huge_units_is_one_line(tmp_path, small_tsv, capsys):
+    assert main(["train", "--data", str(small_tsv), "--out", str(tmp_path / "r"), *FAST,
+                 "--model", "lstm", "--units", str(2**40)]) == 2
+    one_line(capsys, "units")
+
+
+def test_disk_full_while_training_is_one_line(tmp_path, small_tsv, capsys, monkeypatch):
+    import errno
+
+    from seqclf.run_dir import RunDir
+
+    def full(self, metrics):
+        raise OSError(errno.ENOSPC, "No space left on device", self.file("metrics.json"))
+
+    monkeypatch.setattr(RunDir, "write_metrics", full)
+    assert main(["train", "--data", str(small_tsv), "--out", str(tmp_path / "r"), *FAST]) == 2
+    one_line(capsys, "No space left on device", "metrics.json")
+
+
+def test_one_class_per_row_is_named_not_a_batch_size_error(tmp_path, capsys):
+    ids = tmp_path / "ids.tsv"
+    ids.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{i}\n" for i in range(40)))
+    assert main(["train", "--data", str(ids), "--out", str(tmp_path / "r"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size" not in err and "label" in err and "one row" in err, err
+
+
+def test_corrupt_run_files_are_one_line(tmp_path, small_run, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_run, bad)
+    (bad / "config.json").write_text("{")
+    assert main(["predict", str(bad), "good film"]) == 2
+    one_line(capsys, "config.json")
+    shutil.rmtree(bad)
+    shutil.copytree(small_run, bad)
+    model = (bad / "model.keras").read_bytes()
+    (bad / "model.keras").write_bytes(model[: len(model) // 2])
+    assert main(["predict", str(bad), "good film"]) == 2
+    err = capsys.readouterr().err
+    assert "model.keras" in err and "not found" not in err.lower() and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--version", str(2**63)], ["version"]),
+    (["--name", ".."], ["name", "'..'"]),
+    (["--name", "a/b"], ["name", "'a/b'"]),
+])
+def test_bad_export_arguments(tmp_path, small_run, capsys, flags, needles):
+    assert main(["export", str(small_run), "--model-base-path", str(tmp_path / "m"), *flags]) == 2
+    one_line(capsys, *needles)
+
+
+def test_evaluation_files_do_not_collide(tmp_path, small_run, small_tsv, capsys):
+    import shutil
+
+    a, b = tmp_path / "dev set.tsv", tmp_path / "dev_set.tsv"
+    shutil.copy(small_tsv, a)
+    shutil.copy(small_tsv, b)
+    assert main(["evaluate", str(small_run), "--data", str(a), "--quiet"]) == 0
+    assert main(["evaluate", str(small_run), "--data", str(b), "--quiet"]) == 0
+    capsys.readouterr()
+    written = [json.loads(p.read_text())["data"]
+               for p in (small_run / "evaluations").iterdir()]
+    assert str(a) in written and str(b) in written
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "parquet", "jsonl"])
+def test_duplicate_column_names_are_an_error(tmp_path, fmt):
+    path = tmp_path / f"dup.{fmt}"
+    rows = [("good film", "1"), ("bad film", "0")]
+    if fmt in ("tsv", "csv"):
+        sep = "\t" if fmt == "tsv" else ","
+        path.write_text(f"sentence{sep}sentence{sep}label\n"
+                        + "".join(f"{t}{sep}{t} x{sep}{y}\n" for t, y in rows))
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_arrays(
+            [pa.array([t for t, _ in rows]), pa.array([t for t, _ in rows]),
+             pa.array([y for _, y in rows])], names=["text", "text", "label"])
+        pq.write_table(table, path)
+    else:
+        path.write_text("".join(f'{{"text": "{t}", "text": "{t} x", "label": {y}}}\n'
+                                for t, y in rows))
+    with pytest.raises(SeqclfError) as e:
+        load_spec(str(path))
+    assert str(path) in str(e.value) and "duplicate" in str(e.value).lower(), e.value
+    assert "text" in str(e.value) or "sentence" in str(e.value)
+
+
+def test_labels_and_groups_read_alike_in_every_format(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["good film", "bad film", "fine plot", "dull plot"]
+    labels_str, labels_num = ["1", "1.0", "0", "0.0"], [1, 1.0, 0, 0.0]
+    (tmp_path / "a.tsv").write_text("sentence\tlabel\tg\n" + "".join(
+        f"{t}\t{y}\t{y}\n" for t, y in zip(texts, labels_str)))
+    (tmp_path / "a.jsonl").write_text("".join(
+        json.dumps({"text": t, "label": y, "g": y}) + "\n" for t, y in zip(texts, labels_num)))
+    pq.write_table(pa.table({"text": texts, "label": [1.0, 1.0, 0.0, 0.0],
+                             "g": [1.0, 1.0, 0.0, 0.0]}), tmp_path / "a.parquet")
+    for name in ("a.tsv", "a.jsonl", "a.parquet"):
+        data = load_spec(str(tmp_path / name), group_column="g", quiet=True)
+        assert data.label_names == ["0", "1"], (name, data.label_names)
+        assert sorted(set(data.groups)) == ["0", "1"], (name, data.groups)
+    (tmp_path / "nul.tsv").write_text("sentence\tlabel\ngood\t0\x00\nbad\t1\n")
+    with pytest.raises(SeqclfError) as e:
+        load_spec(str(tmp_path / "nul.tsv"))
+    assert "label" in str(e.value) and "nul.tsv:2" in str(e.value), e.value
+
+
+def _peak_rss_mb(*argv):
+    """Peak resident memory (MB) of a fresh `seqclf` process running `argv`; asserts exit 0."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom seqclf.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stderr.strip().splitlines()[-1])
+
+
+def test_one_long_token_costs_no_more_than_its_size(tmp_path, small_tsv):
+    # Keras holds a vocabulary as a fixed-width NumPy string array: a 200 KB token made every
+    # entry 200 KB wide (GBs for a few thousand tokens), in training and in every later load.
+    words = small_tsv.read_text()
+    # A vocabulary of a few thousand distinct tokens, as real data has.
+    extra = "".join(f"w{i} w{i + 1} w{i + 2}\t{i % 2}\n" for i in range(0, 3000, 3))
+    plain, long = tmp_path / "plain.tsv", tmp_path / "long.tsv"
+    plain.write_text(words + extra)
+    long.write_text(words + extra + "x" * 200_000 + "\t1\n")
+    peaks = {}
+    for name, data in (("plain", plain), ("long", long)):
+        out = tmp_path / f"run_{name}"
+        train_peak = _peak_rss_mb("train", "--data", data, "--out", out, *FAST)
+        predict_peak = _peak_rss_mb("predict", out, "good film")
+        peaks[name] = (train_peak, predict_peak)
+    print(f"\npeak MB (train, predict): {peaks}")
+    assert peaks["long"][0] - peaks["plain"][0] < 200, peaks
+    assert peaks["long"][1] - peaks["plain"][1] < 200, peaks
+
+
+def test_a_run_whose_loss_goes_non_finite_is_not_saved_as_finished(tmp_path, small_tsv, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(small_tsv), "--out", str(out), *FAST,
+                 "--learning-rate", "1e30", "--no-clip"]) == 2
+    one_line(capsys, "loss", "learning_rate")
+    assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()

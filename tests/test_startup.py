@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} ")
@@ -87,3 +88,43 @@ def test_profiler_plugin_loads_only_when_used():
         "print(before, '_pywrap_profiler_plugin' in maps())\n"
     )
     assert _python(code).split() == ["False", "True"]
+
+
+def test_a_script_prints_no_tensorflow_lines_and_its_files_load_after_import_seqclf(tmp_path):
+    # What a user's `model.fit` script does, then what a second script of theirs does with the
+    # files: `import seqclf` is all either imports of seqclf.
+    train = textwrap.dedent(f"""
+        import numpy as np, seqclf
+        texts = ["good film", "bad film", "great acting", "awful plot"] * 8
+        labels = ["pos", "neg", "pos", "neg"] * 8
+        model = seqclf.TextClassifier.from_texts(texts, labels, model="gru", units=8,
+                                                 embedding_dim=8)
+        model.compile()
+        model.fit(texts, labels, validation_data=(texts, labels), epochs=2, verbose=0)
+        model.evaluate(texts, labels, verbose=0)
+        model.save({str(tmp_path / "clf.keras")!r})
+        model.save_run({str(tmp_path / "run")!r})
+        np.save({str(tmp_path / "expected.npy")!r}, model.predict(["good film", "?!"]))
+        run = seqclf.TextClassifier.from_run({str(tmp_path / "run")!r})
+        for batch in (["good film"], ["bad"] * 3, ["a", "b"], ["great"] * 5, ["x"] * 7, ["y"]):
+            run.predict_labels(batch)
+    """)
+    proc = subprocess.run([sys.executable, "-c", train], capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _noise(proc.stderr) == [], proc.stderr[-3000:]
+    assert "retracing" not in proc.stderr, proc.stderr[-3000:]
+    load = textwrap.dedent(f"""
+        import keras, numpy as np, seqclf
+        expected = np.load({str(tmp_path / "expected.npy")!r})
+        for path in ({str(tmp_path / "clf.keras")!r}, {str(tmp_path / "run" / "model.keras")!r}):
+            model = keras.saving.load_model(path)
+            assert type(model).__name__ == "TextClassifier", type(model)
+            np.testing.assert_allclose(model.predict(["good film", "?!"]), expected, atol=1e-6)
+            assert model.predict_labels(["good film"])[0] in ("pos", "neg")
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")

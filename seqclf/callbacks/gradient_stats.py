@@ -54,6 +54,7 @@ What the numbers mean:
 
 from __future__ import annotations
 
+import bisect
 import os
 import warnings
 
@@ -133,7 +134,9 @@ class GradientStats(keras.callbacks.Callback):
             `events`.
         growth_factor: Warn (and record an event) when a sampled step's pre-clip global norm
             exceeds `growth_factor` times the median of the previous `growth_window` sampled
-            global norms (needs at least 3). None disables the check.
+            global norms (needs at least 3) and `growth_factor` times the median of all sampled
+            norms of the fit (so that the small gradients of a nearly fitted model, beside which
+            an ordinary batch looks large, are no alarm). None disables the check.
         growth_window: Number of previous sampled steps in that running median.
         log_dir: When given, write TensorBoard scalars (norm per layer, per variable and
             stage, global norm, clip_fired) and histograms of log10|g| per variable (pre-clip),
@@ -243,6 +246,7 @@ class GradientStats(keras.callbacks.Callback):
         self._rows = []
         self.events = []
         self._growth = GrowthMonitor(self.growth_factor, self.growth_window)
+        self._all_norms = []  # every sampled pre-clip global norm of this fit, sorted
         self._epoch = 0
         self._seen_steps = 0
         self._batch_begin = None
@@ -392,12 +396,21 @@ class GradientStats(keras.callbacks.Callback):
     def _check_growth(self, step, global_norm):
         previous = len(self._growth.history)
         median = self._growth.check(global_norm)
-        if median is None:
+        norms = self._all_norms
+        typical = norms[len(norms) // 2] if norms else None
+        if np.isfinite(global_norm):
+            bisect.insort(norms, global_norm)
+        # Near the end of training the loss, and so the typical gradient, is small: a batch
+        # holding one misclassified example then has a norm many times the recent median
+        # without anything exploding. A norm that is also far above the fit's own typical scale
+        # (the median of all its sampled steps) is what an explosion looks like.
+        if median is None or (typical is not None and global_norm <= self.growth_factor * typical):
             return
         message = (
             f"GradientStats: pre-clip global gradient norm {global_norm:.4g} at step "
             f"{step} (epoch {self._epoch}) is more than {self.growth_factor:g}x the "
-            f"median {median:.4g} of the previous {previous} sampled steps."
+            f"median {median:.4g} of the previous {previous} sampled steps, and more than "
+            f"{self.growth_factor:g}x the median {typical:.4g} of all sampled steps of this fit."
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         self.events.append(

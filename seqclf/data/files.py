@@ -49,6 +49,10 @@ _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _LONE_CR = re.compile(r"\r(?!\n|\Z)")
 _CR_STANDIN = "\udcff"
+# A label or group written as a number (read as the number it is, whatever the format).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# NUL and the other C0 controls: no class name holds them (a NUL label is a broken file).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 # Quoted CSV fields may legitimately hold whole documents; the csv module's default limit
 # (131,072 characters) would reject a long review.
 csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
@@ -67,7 +71,16 @@ def table_format(path):
     """The format (`tsv`, `csv`, `jsonl`, `parquet`) of an existing data file; errors otherwise."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise SeqclfError(f"No such data file. Received: {path!r}")
+        if os.path.islink(path) and not os.path.exists(path):
+            what = "a symbolic link that leads nowhere (or to itself)"
+        elif os.path.exists(path):
+            what = "not a regular file (a directory, FIFO or device)"
+        else:
+            raise SeqclfError(f"No such data file. Received: {path!r}")
+        raise SeqclfError(f"{path}: the data file is {what}. Received: {path!r}")
+    if not os.access(path, os.R_OK):
+        raise SeqclfError(f"{path}: the data file cannot be read (permission denied). "
+                          f"Received: {path!r}")
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise SeqclfError(
@@ -152,6 +165,13 @@ class _Scan:
         # The generators read up to the header (or first object) here, so errors about columns
         # come before any row is consumed.
         self.columns = next(self._rows)
+        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1}, key=str)
+        if duplicates:
+            # Which of two same-named columns holds the texts is a guess either way.
+            raise SeqclfError(
+                f"{path}: duplicate column names {duplicates}; each column must have its own "
+                f"name. Received: columns {list(self.columns)}"
+            )
         self.text_col = _pick(self.columns, text_column, TEXT_COLUMNS, "text", path, "text_column")
         self.label_col = _pick(
             self.columns, label_column, LABEL_COLUMNS, "label", path, "label_column"
@@ -274,7 +294,12 @@ class _Scan:
                 self._blank()
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_object)
+            except _DuplicateKeys as e:
+                raise SeqclfError(
+                    f"{self.path}:{n}: duplicate column names {e.args[0]}; each key of a JSONL "
+                    f"object must be its own. Received: {_show(line)}"
+                ) from None
             except json.JSONDecodeError as e:
                 raise SeqclfError(
                     f"{self.path}:{n}:{e.colno}: cannot parse as JSONL: {e.msg}. "
@@ -325,6 +350,19 @@ class _Scan:
             ) from None
 
 
+class _DuplicateKeys(ValueError):
+    pass
+
+
+def _object(pairs):
+    """A JSON object as a dict; a key given twice is an error (`json` keeps the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [k for k, _ in pairs]
+        raise _DuplicateKeys(sorted({k for k in keys if keys.count(k) > 1}))
+    return obj
+
+
 def _label_text(value):
     """A label as its class name; None when missing; `TypeError` when not a single value."""
     if value is None:
@@ -338,7 +376,19 @@ def _label_text(value):
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, str):
-        return value.strip() or None
+        value = value.strip()
+        if _NUMBER.fullmatch(value):
+            # One rule for every format: TSV/CSV "1.0" is the class JSON's 1.0 and Parquet's
+            # 1 are ("1"); "0.50" is 0.5's.
+            number = float(value)
+            if math.isfinite(number):
+                whole, _, fraction = value.lstrip("+").partition(".")
+                if not fraction.strip("0") and "e" not in value.lower():
+                    return str(int(whole or "0"))
+                return _label_text(number)
+        if _CONTROL.search(value):
+            raise TypeError("a control character")
+        return value or None
     if isinstance(value, (list, dict, tuple, bytes, np.ndarray)):
         raise TypeError(type(value).__name__)
     return str(value)

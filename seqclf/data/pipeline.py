@@ -13,8 +13,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqclf import _compat
 from seqclf._checks import check_int, check_positive_int
 from seqclf.errors import SeqclfError
+
+# Every vectorizer is made here: its vocabulary held token by token, not as an array as wide
+# as the longest token times the vocabulary (one long token would cost GBs).
+_compat.patch_string_vocabulary()
 
 OOV_ID = 1
 # Keras' "lower_and_strip_punctuation" punctuation class.
@@ -278,7 +283,8 @@ def _split_sorted_pool(ids, labels, batch_size):
     order = tf.argsort(lengths, stable=True)
     ids, labels = tf.gather(ids, order), tf.gather(labels, order)
     lengths = tf.gather(lengths, order)
-    num_batches = (tf.size(labels, out_type=tf.int64) + batch_size - 1) // batch_size
+    # Rows, not elements: labels may carry a weight beside each label (`make_dataset`).
+    num_batches = (tf.shape(labels, out_type=tf.int64)[0] + batch_size - 1) // batch_size
 
     def batch(i):
         start, stop = i * batch_size, (i + 1) * batch_size
@@ -335,8 +341,10 @@ def make_dataset(
     boundaries=None,
     bucketing=True,
     batch_tokens=None,
+    weights=None,
 ):
-    """A batched `tf.data.Dataset` of `(ids [batch, time], labels [batch])`.
+    """A batched `tf.data.Dataset` of `(ids [batch, time], labels [batch])`, or with `weights`
+    of `(ids, labels, weights [batch])`.
 
     Args:
         texts, labels: parallel arrays; texts are `str` or UTF-8 `bytes`.
@@ -350,6 +358,8 @@ def make_dataset(
             `batch_examples`); `False` pads each batch to its longest text.
         batch_tokens: with bucketing, grow the batches of short texts to about this many
             tokens each (see `bucket_batch_sizes`); `None` keeps every batch at `batch_size`.
+        weights: one number per text (Keras' sample weights), kept with its text through the
+            shuffling and batching.
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("max_length", max_length)
@@ -360,6 +370,16 @@ def make_dataset(
             f"`texts` and `labels` must have the same length. Received: {len(texts)} texts, "
             f"{len(labels)} labels"
         )
+    if weights is not None:
+        weights = np.asarray(weights, dtype="float64").reshape(-1)
+        if len(weights) != len(texts):
+            raise SeqclfError(
+                f"`texts` and `weights` must have the same length. Received: {len(texts)} "
+                f"texts, {len(weights)} weights"
+            )
+        # Each label travels with its weight as one row [label, weight] (float64 holds every
+        # class id exactly), so that every reordering below moves both; split at the end.
+        labels = np.stack([labels.astype("float64"), weights], axis=1)
     if bucketing:
         # Vectorized blocks are cached padded to their longest text, and each example keeps
         # that padding (in the shuffle buffer too): blocks of texts of similar (byte) length
@@ -376,8 +396,12 @@ def make_dataset(
         ds = ds.shuffle(max(len(texts), 1), seed=seed, reshuffle_each_iteration=True)
     if bucketing and batch_tokens is not None and boundaries is None:
         boundaries = bucket_boundaries(np.minimum(token_lengths(vectorizer, texts), max_length))
-    return batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
-                          shuffle_seed=seed if shuffle else None, num_examples=len(texts))
+    ds = batch_examples(ds, batch_size, boundaries, bucketing, batch_tokens,
+                        shuffle_seed=seed if shuffle else None, num_examples=len(texts))
+    if weights is not None:
+        ds = ds.map(lambda ids, rows: (ids, tf.cast(rows[:, 0], "int64"),
+                                       tf.cast(rows[:, 1], "float32")))
+    return ds
 
 
 def shuffle_words(texts, seed=0):

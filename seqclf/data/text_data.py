@@ -92,6 +92,12 @@ class TextData:
             # At least one row of each class is held out, and at least one stays for training
             # (a class with a single row is trained on and has no validation example).
             held.extend(idx[: min(len(idx) - 1, max(1, round(len(idx) * fraction)))])
+        if not held:
+            raise SeqclfError(
+                f"{self.source}: no row can be held out for validation: every label has one row "
+                f"(is the label column an id?); pass validation data or a column of classes. "
+                f"Received: {self.num_classes} labels in {len(self)} rows"
+            )
         mask = np.zeros(len(self), dtype=bool)
         mask[held] = True
         return self.subset(~mask), self.subset(mask, skipped={})

@@ -13,6 +13,7 @@ from seqclf.models.fast_gru import FastGRU
 from seqclf.models.fast_lstm import FastLSTM
 from seqclf.models.fast_simple_rnn import FastSimpleRNN
 from seqclf.models.initializers import ChronoBias, ForgetBias
+from seqclf.models.logit_blend import LogitBlend
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
 from seqclf.models.padded_ids import PaddedIds
@@ -28,6 +29,7 @@ __all__ = [
     "FastLSTM",
     "FastSimpleRNN",
     "ForgetBias",
+    "LogitBlend",
     "MaskedGlobalMaxPooling1D",
     "NgramLinear",
     "PaddedIds",

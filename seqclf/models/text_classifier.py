@@ -3,9 +3,11 @@
 The split follows keras-hub's tasks: the *backbone* (`build_classifier`: token ids in,
 probabilities out) is what trains; the *preprocessor* (`TextPreprocessor`: vocabulary and
 `max_length`) turns texts into ids; the task holds both, with the label names. `fit`,
-`evaluate` and `predict` take texts (Python lists, NumPy arrays or a `tf.data.Dataset` of
-`(text, label)`) and run them through `seqclf.data.make_dataset`, the bucketed, cached,
-prefetched pipeline of `seqclf train`; data already in ids passes through to Keras unchanged.
+`evaluate` and `predict` take texts (lists, NumPy arrays, pandas Series and DataFrames,
+`tf.data` datasets of `(text, label)` or `(text, label, weight)`; see
+`seqclf.models.text_inputs`) with their labels and weights and run them through
+`seqclf.data.make_dataset`, the bucketed, cached, prefetched pipeline of `seqclf train`; data
+already in ids passes through to Keras unchanged.
 """
 
 import keras
@@ -13,9 +15,16 @@ import numpy as np
 
 # Registers LazyAdam, the default optimizer, which a `.keras` file's compile config names.
 import seqclf.lazy_adam  # noqa: F401
+from seqclf._startup import spend_once_only_notices
 from seqclf.data.pipeline import make_dataset, string_values
 from seqclf.errors import SeqclfError
 from seqclf.models.classifier import build_classifier, compile_options
+from seqclf.models.text_inputs import (
+    class_weights,
+    is_text,
+    read_inputs,
+    validation_split_at,
+)
 from seqclf.models.text_preprocessor import TextPreprocessor
 
 # `TrainConfig` fields that are arguments of `build_classifier` under the same name.
@@ -52,33 +61,6 @@ def ngram_idf_from_texts(preprocessor, texts, buckets):
             yield ids
 
     return ngram_idf(batches(), preprocessor.vocabulary_size, buckets)
-
-
-def _is_text(x):
-    """Whether `x` holds texts (to preprocess) rather than token ids (for Keras as they are)."""
-    import tensorflow as tf
-
-    if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        spec = spec[0] if isinstance(spec, tuple) else spec
-        return getattr(spec, "dtype", None) == tf.string
-    if x is None or isinstance(x, (str, bytes)):
-        return False
-    if isinstance(x, np.ndarray):
-        return x.dtype.kind in "OSU"
-    return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], (str, bytes))
-
-
-def _from_dataset(ds):
-    """`(texts, labels or None)` from a `tf.data.Dataset` of texts or `(text, label)` pairs,
-    batched or not (read once into memory, as `make_dataset` caches it anyway)."""
-    texts, labels = [], []
-    for element in ds.as_numpy_iterator():
-        x, y = element[:2] if isinstance(element, tuple) else (element, None)
-        texts.extend(np.asarray(x, dtype=object).reshape(-1))
-        if y is not None:
-            labels.extend(np.asarray(y).reshape(-1))
-    return texts, (labels if labels else None)
 
 
 @keras.saving.register_keras_serializable(package="seqclf")
@@ -122,6 +104,9 @@ class TextClassifier(keras.Model):
         # backbone's (embedding, recurrent layers, head), which per-layer tools such as
         # `GradientStats` and `timestep_gradient_norms` read.
         super().__init__(backbone.input, backbone.output, **kwargs)
+        # TensorFlow's devices exist by now (the backbone holds variables), so no configuration
+        # can follow: spend its once-only error notices before they could print mid-training.
+        spend_once_only_notices()
         self.backbone = backbone
         self.preprocessor = preprocessor
         self._label_names = tuple(label_names)
@@ -196,15 +181,15 @@ class TextClassifier(keras.Model):
         return cls(run.load_model(), preprocessor, config["label_names"], settings=config)
 
     def save_run(self, run_dir):
-        """Writes `config.json`, `vocabulary.txt` and `model.keras` (the backbone) into `run_dir`,
-        the run-directory format `seqclf train` writes and `from_run`, `seqclf evaluate`,
-        `predict` and `export` read."""
+        """Writes `config.json`, `vocabulary.txt` and `model.keras` (this classifier, which
+        `keras.saving.load_model` reads back as it is) into `run_dir`, the run-directory format
+        `seqclf train` writes and `from_run`, `seqclf evaluate`, `predict` and `export` read."""
         from seqclf.run_dir import RunDir
 
         run = RunDir(run_dir)
         run.write_config(self.run_config())
         run.write_vocabulary(self.preprocessor.vocabulary)
-        run.save_model(self.backbone)
+        run.save_model(self)
         return run_dir
 
     def run_config(self):
@@ -225,14 +210,20 @@ class TextClassifier(keras.Model):
 
     # --- Keras --------------------------------------------------------------------------------
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", *, steps_per_execution=16,
-                **kwargs):
-        """Keras' `compile`; `"auto"`: LazyAdam at 3e-3 with `clipnorm=1.0`, sparse categorical
-        cross-entropy, accuracy, 16 steps per execution (`seqclf train`'s defaults)."""
-        from seqclf.optimizers import make_optimizer
-
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", *,
+                steps_per_execution="auto", **kwargs):
+        """Keras' `compile`; `"auto"` follows the settings the classifier was built with
+        (`seqclf train`'s defaults where they say nothing): the optimizer (LazyAdam at 3e-3,
+        `clipnorm=1.0`), sparse categorical cross-entropy, accuracy, 16 steps per execution.
+        With the recipe's cosine schedule (`lr_schedule="cosine"`), `fit` anneals the automatic
+        optimizer's learning rate over the steps it plans, as `seqclf train` does."""
+        settings = self._settings
+        self._compiled_with = dict(optimizer=optimizer, loss=loss, metrics=metrics,
+                                   steps_per_execution=steps_per_execution, **kwargs)
         if optimizer == "auto":
-            optimizer = make_optimizer("lazy_adam", 3e-3, clipnorm=1.0)
+            optimizer = self._auto_optimizer()
+        if steps_per_execution == "auto":
+            steps_per_execution = settings.get("steps_per_execution") or 16
         super().compile(
             optimizer=optimizer,
             loss="sparse_categorical_crossentropy" if loss == "auto" else loss,
@@ -240,6 +231,18 @@ class TextClassifier(keras.Model):
             steps_per_execution=steps_per_execution,
             **{**compile_options(optimizer), **kwargs},
         )
+
+    def _auto_optimizer(self, total_steps=None):
+        from seqclf.optimizers import make_optimizer
+
+        settings = self._settings
+        rate = settings.get("learning_rate") or 3e-3
+        if total_steps and settings.get("lr_schedule") == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+        clipping = {k: settings.get(k) for k in ("global_clipnorm", "clipvalue")}
+        clipping["clipnorm"] = (settings.get("clipnorm", 1.0)
+                                if not any(clipping.values()) else None)
+        return make_optimizer(settings.get("optimizer") or "lazy_adam", rate, **clipping)
 
     def compile_from_config(self, config):
         # Keras skips this for a model whose `compile` is overridden; this one takes Keras' own
@@ -249,67 +252,129 @@ class TextClassifier(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def text_dataset(self, x, y=None, *, batch_size=32, shuffle=False, seed=0, bucketing=True,
-                     batch_tokens=None):
-        """Texts (and labels: ids or names) → `seqclf.data.make_dataset`'s batches of ids."""
-        import tensorflow as tf
+                     batch_tokens=None, sample_weight=None, class_weight=None):
+        """Texts (and labels: ids or names; weights) → `seqclf.data.make_dataset`'s batches of
+        ids: `(ids, labels)`, or `(ids, labels, weights)` when weights are given (by
+        `sample_weight`, a dataset's third part, a DataFrame's column or `class_weight`). Takes
+        what `fit` takes (`seqclf.models.text_inputs`)."""
+        texts, labels, weights, _ = read_inputs(x, y, sample_weight)
+        return self._dataset(texts, labels, weights, class_weight, batch_size=batch_size,
+                             shuffle=shuffle, seed=seed, bucketing=bucketing,
+                             batch_tokens=batch_tokens)
 
-        if isinstance(x, tf.data.Dataset):
-            if y is not None:
-                raise SeqclfError("A dataset carries its labels: give no `y` with it. "
-                                  f"Received: y={type(y).__name__}")
-            x, y = _from_dataset(x)
-        texts = string_values(x)
-        if y is None:
+    def _dataset(self, texts, labels, weights, class_weight, **options):
+        if labels is None:
             labels = np.zeros(len(texts), "int64")
         else:
-            labels, _ = _label_ids(y, self.label_names)
+            labels, _ = _label_ids(labels, self.label_names)
+        if class_weight is not None:
+            per_class = class_weights(class_weight, labels, self.label_names)
+            weights = per_class[labels] * (1.0 if weights is None else weights)
         return make_dataset(texts, labels, self.preprocessor.tokenizer,
-                            max_length=self.preprocessor.max_length, batch_size=batch_size,
-                            shuffle=shuffle, seed=seed, bucketing=bucketing,
-                            batch_tokens=batch_tokens)
+                            max_length=self.preprocessor.max_length, weights=weights, **options)
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, *, validation_data=None, seed=0,
-            batch_tokens=None, **kwargs):
-        """Keras' `fit` on texts: `x` texts and `y` labels (ids or names), or a `tf.data.Dataset`
-        of `(text, label)`; `validation_data` likewise, as a pair or a dataset. The training
-        data is reshuffled every epoch (seeded by `seed`) and batched by length."""
+    def fit(self, x=None, y=None, batch_size=32, epochs=None, *, validation_data=None,
+            validation_split=None, sample_weight=None, class_weight=None, seed=0,
+            batch_tokens=None, callbacks=None, **kwargs):
+        """Keras' `fit` on texts, following the recipe the classifier was built with.
+
+        `x`: texts with `y` labels (ids or names), a pandas DataFrame, or a `tf.data.Dataset`
+        of `(text, label)` or `(text, label, weight)` (see `seqclf.models.text_inputs`).
+        `sample_weight` (one per text) and `class_weight` (label names or class ids to weights,
+        or `"balanced"`) stay with their texts through the pipeline, which reshuffles the data
+        every epoch (seeded by `seed`) and batches it by length. `validation_split` holds out
+        the last fraction of the texts, before shuffling, as Keras does; `validation_data` is a
+        pair, a triple with weights, a DataFrame or a dataset.
+
+        Left unsaid, as `seqclf train` does: `epochs` are the recipe's (`settings["epochs"]`,
+        else 1); the automatic optimizer (`compile()`) anneals a cosine schedule over the
+        steps of this fit where the recipe chose one (on a fit that starts from step 0); and
+        with validation data the best epoch's weights (by validation accuracy) are kept, by an
+        `EarlyStopping` that waits the recipe's `patience` (default: all epochs). An
+        `EarlyStopping` in `callbacks` replaces it.
+        """
+        settings = self._settings
+        if epochs is None:
+            epochs = settings.get("epochs") or 1
+        if not is_text(x) and not isinstance(x, (str, bytes)):
+            if validation_split is not None:
+                kwargs["validation_split"] = validation_split
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                               validation_data=validation_data, sample_weight=sample_weight,
+                               class_weight=class_weight, callbacks=callbacks, **kwargs)
+        batch_size = batch_size or 32
+        texts, labels, weights, _ = read_inputs(x, y, sample_weight)
+        if validation_split is not None:
+            if validation_data is not None:
+                raise SeqclfError(
+                    "Pass `validation_data` or `validation_split`, not both. Received: "
+                    f"validation_split={validation_split!r}, validation_data given"
+                )
+            if labels is None:
+                raise SeqclfError("`validation_split` needs labels. Received: y=None")
+            at = validation_split_at(len(texts), validation_split)
+            validation_data = (texts[at:], labels[at:],
+                               *(() if weights is None else (weights[at:],)))
+            texts, labels = texts[:at], labels[:at]
+            weights = None if weights is None else weights[:at]
         if validation_data is not None:
-            val_x, val_y = (validation_data if isinstance(validation_data, (tuple, list))
-                            else (validation_data, None))
-            if _is_text(val_x):
-                validation_data = self.text_dataset(val_x, val_y, batch_size=batch_size or 32)
-        if _is_text(x):
-            x = self.text_dataset(x, y, batch_size=batch_size or 32, shuffle=True, seed=seed,
-                                  batch_tokens=batch_tokens)
-            y = batch_size = None
-            kwargs["shuffle"] = False  # the dataset reshuffles itself
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs,
-                           validation_data=validation_data, **kwargs)
+            val = validation_data
+            if isinstance(val, (tuple, list)) and is_text(val[0]):
+                val = self.text_dataset(*val[:2], sample_weight=val[2] if len(val) > 2 else None,
+                                        batch_size=batch_size)
+            elif is_text(val):
+                val = self.text_dataset(val, batch_size=batch_size)
+            validation_data = val
+        ds = self._dataset(texts, labels, weights, class_weight, batch_size=batch_size,
+                           shuffle=True, seed=seed, batch_tokens=batch_tokens)
+        self._follow_recipe(ds, epochs, kwargs)
+        callbacks = list(callbacks or [])
+        if validation_data is not None and not any(
+                isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks):
+            metrics = getattr(self, "_compiled_with", {}).get("metrics", "auto")
+            callbacks.insert(0, keras.callbacks.EarlyStopping(
+                monitor="val_accuracy" if metrics == "auto" else "val_loss",
+                patience=settings.get("patience") or epochs, restore_best_weights=True))
+        kwargs["shuffle"] = False  # the dataset reshuffles itself
+        return super().fit(ds, batch_size=None, epochs=epochs, validation_data=validation_data,
+                           callbacks=callbacks, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        """Keras' `evaluate`; texts (with labels) go through the pipeline first."""
-        if _is_text(x):
-            x = self.text_dataset(x, y, batch_size=batch_size or 32)
-            y = batch_size = None
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+    def _follow_recipe(self, ds, epochs, kwargs):
+        """Recompiles the automatic optimizer with the recipe's schedule over this fit's steps."""
+        compiled = getattr(self, "_compiled_with", None)
+        if (compiled is None or compiled["optimizer"] != "auto"
+                or self._settings.get("lr_schedule") != "cosine"
+                or int(self.optimizer.iterations.numpy()) != 0):
+            return
+        steps = kwargs.get("steps_per_epoch") or int(ds.cardinality().numpy())
+        if steps > 0:
+            self.compile(**{**compiled, "optimizer": self._auto_optimizer(steps * epochs)})
+            self._compiled_with = compiled
+
+    def evaluate(self, x=None, y=None, batch_size=None, *, sample_weight=None, **kwargs):
+        """Keras' `evaluate`; texts (with labels and weights, as `fit` takes them) go through
+        the pipeline first."""
+        if is_text(x) or isinstance(x, (str, bytes)):
+            x = self.text_dataset(x, y, batch_size=batch_size or 32, sample_weight=sample_weight)
+            y = batch_size = sample_weight = None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight,
+                                **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
-        """Keras' `predict`: probabilities `[n, len(label_names)]`, in the order of `x`.
+        """Keras' `predict`: probabilities `[n, len(label_names)]`, in the order of `x`; for one
+        string, `[1, len(label_names)]`. Takes what `fit` takes (labels are not read).
 
         Texts are classified in order of byte length, so that batches of similar texts are
         padded less (masking makes padding irrelevant to the result), then put back in order.
         """
-        import tensorflow as tf
-
-        if isinstance(x, tf.data.Dataset) and _is_text(x):
-            x, _ = _from_dataset(x)
-        if not _is_text(x):
+        if not is_text(x) and not isinstance(x, (str, bytes)):
             if isinstance(x, (list, tuple)) and not x:
                 return np.zeros((0, len(self._label_names)), "float32")
             return super().predict(x, batch_size=batch_size, **kwargs)
-        values = string_values(x)
+        values = read_inputs(x, single_text=True)[0]
         order = np.argsort([len(v) for v in values], kind="stable")
-        ds = self.text_dataset(values[order], batch_size=batch_size or 64, bucketing=False)
+        ds = self._dataset(values[order], None, None, None, batch_size=batch_size or 64,
+                           bucketing=False)
         kwargs.setdefault("verbose", 0)
         sorted_probs = super().predict(ds.map(lambda ids, _: ids), **kwargs)
         probs = np.empty_like(sorted_probs)

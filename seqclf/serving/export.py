@@ -79,6 +79,12 @@ def _check_args(model, vectorizer, label_names, max_length, version, name):
         )
     check_positive_int("max_length", max_length)
     check_positive_int("version", version, allow_none=True)
+    if version is not None and version >= 2**63:
+        # TF Serving reads version directories as int64.
+        raise SeqclfError(f"`version` must be below 2**63 (TF Serving's int64). "
+                          f"Received: version={version!r}")
+    if name in (".", ".."):
+        raise SeqclfError(f"`name` must name a model, not a directory. Received: name={name!r}")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise SeqclfError(
             "`name` may only contain letters, digits, '_', '.' and '-' (it becomes a URL path "

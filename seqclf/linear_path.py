@@ -1,0 +1,319 @@
+"""The linear n-gram path fitted as the convex problem it is: TF-IDF + logistic regression or
+NBSVM, whichever inner cross-validation on the training data prefers.
+
+`fit_ngram_linear` reads the token ids the recurrent model reads, builds the binary bag of
+unigrams and hashed bigrams that `seqclf.models.NgramLinear(features="binary")` computes in the
+graph (`ngram_matrix` is its NumPy twin), fits scikit-learn's `LogisticRegression` on either
+
+* `tfidf`: presence x idf, L2-normalized per text (TF-IDF + logistic regression), or
+* `nb`: presence scaled by the naive-Bayes log-count ratio of each class against the rest
+  (NBSVM, Wang & Manning 2012; logistic regression instead of the SVM),
+
+each at a few strengths `C`, and keeps the candidate with the best mean accuracy over stratified
+folds of the training data (ties: the lower log loss; whole groups per fold where the run has
+`--group-column`). The chosen weights go into an
+`NgramLinear` layer: the exported model computes the same features from raw strings, no Python.
+"""
+
+import time
+
+import numpy as np
+
+from seqclf.models.ngram_linear import HASH_MULTIPLIER, NgramLinear
+
+# Regularization strengths tried per feature kind (logistic regression's C, scikit-learn's
+# convention: larger = weaker L2). TF-IDF rows are unit-norm, so they need larger C than the
+# unnormalized NB features.
+C_GRID = {"tfidf": (3.0, 10.0, 30.0), "nb": (0.3, 1.0, 3.0)}
+CV_FOLDS = 3
+# Candidates are compared on at most this many training rows (a seeded stratified sample);
+# the chosen one is then fitted on all of them. Keeps the choice cheap on large data.
+MAX_CV_ROWS = 20_000
+# Naive-Bayes smoothing of the log-count ratios (Wang & Manning's alpha).
+NB_ALPHA = 1.0
+
+
+def ngram_matrix(ids, vocab_size, buckets):
+    """Binary `[n, vocab_size + buckets]` CSR matrix of the distinct n-grams of each row of
+    right-padded token ids (unigrams keep their id; bigrams of two real tokens are hashed as
+    `seqclf.models.ngram_linear.ngram_indices` hashes them)."""
+    import scipy.sparse as sp
+
+    ids = np.asarray(ids, dtype="int64")
+    n = ids.shape[0]
+    first, second = ids[:, :-1], ids[:, 1:]
+    pair = (first != 0) & (second != 0)
+    # int64 products wrap as TensorFlow's do; Python's % is floormod, as tf.math.floormod.
+    with np.errstate(over="ignore"):
+        bigrams = vocab_size + ((first * vocab_size + second) * HASH_MULTIPLIER) % buckets
+    index = np.concatenate([ids, bigrams], axis=1)
+    mask = np.concatenate([ids != 0, pair], axis=1)
+    rows = np.broadcast_to(np.arange(n)[:, None], index.shape)[mask]
+    x = sp.csr_matrix((np.ones(int(mask.sum()), "float32"), (rows, index[mask])),
+                      shape=(n, vocab_size + buckets))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return x
+
+
+def idf_weights(x):
+    """Smoothed idf (scikit-learn's `smooth_idf`) of each column of a binary matrix."""
+    df = np.asarray(x.sum(axis=0)).ravel()
+    idf = np.log((1.0 + x.shape[0]) / (1.0 + df)) + 1.0
+    idf[0] = 0.0  # padding
+    return idf.astype("float32")
+
+
+def _tfidf(x, idf):
+    import scipy.sparse as sp
+
+    x = x.multiply(idf).tocsr()
+    norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    return sp.diags(1.0 / np.maximum(norm, 1e-12)) @ x
+
+
+def _nb_ratios(x, y, num_classes):
+    """`[columns, classes]` log-count ratios of each class against the rest."""
+    total = np.asarray(x.sum(axis=0)).ravel()
+    out = np.empty((x.shape[1], num_classes), "float32")
+    for k in range(num_classes):
+        p = NB_ALPHA + np.asarray(x[y == k].sum(axis=0)).ravel()
+        q = NB_ALPHA + (total - (p - NB_ALPHA))
+        out[:, k] = np.log(p / p.sum()) - np.log(q / q.sum())
+    return out
+
+
+def _fit_path(kind, cs, x, y, num_classes, idf, seed):
+    """`[(kernel [columns, classes], bias [classes])]`, one per C of `cs` (ascending), on binary
+    features `x`. lbfgs fits are warm-started from the previous C: a path costs little more than
+    its last fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    present = np.unique(y)
+    binary = len(present) == 2
+    if kind == "tfidf":
+        # liblinear (binary) converges several times faster than lbfgs on unit-norm rows; on the
+        # unnormalized NB features it is the slower one (bench/tune_recipe.md, round 13).
+        problems = [(None, _tfidf(x, idf), y, "liblinear" if binary else "lbfgs")]
+    else:
+        ratios = _nb_ratios(x, y, num_classes)
+        # One-vs-rest on presence scaled by the class's ratios; the ratios fold into the kernel.
+        problems = [(k, x.multiply(ratios[:, k]).tocsr(), (y == k).astype("int64"), "lbfgs")
+                    for k in (present[1:] if binary else present)]
+    models = [LogisticRegression(solver=solver, max_iter=1000, random_state=seed,
+                                 warm_start=solver == "lbfgs") for *_, solver in problems]
+    out = []
+    for c in cs:
+        kernel = np.zeros((x.shape[1], num_classes), "float32")
+        bias = np.zeros(num_classes, "float32")
+        for model, (k, features, target, _) in zip(models, problems):
+            model.set_params(C=c).fit(features, target)
+            if k is not None:
+                kernel[:, k] = model.coef_[0] * ratios[:, k]
+                bias[k] = model.intercept_[0]
+            elif binary:
+                # One decision function d for the larger class: logits [0, d] give sigmoid(d).
+                kernel[:, present[1]] = model.coef_[0] * idf
+                bias[present[1]] = model.intercept_[0]
+            else:
+                kernel[:, present] = (model.coef_ * idf).T
+                bias[present] = model.intercept_
+        out.append((kernel, bias))
+    return out
+
+
+def linear_logits(x, kind, idf, kernel, bias):
+    """The logits `NgramLinear(features="binary")` computes, from the binary matrix `x`."""
+    features = _tfidf(x, idf) if kind == "tfidf" else x
+    return np.asarray(features @ kernel) + bias
+
+
+def _log_loss(logits, y):
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
+
+
+def _folds(y, seed, groups=None):
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    counts = np.bincount(y)
+    folds = min(CV_FOLDS, int(counts[counts > 0].min()))
+    if groups is not None:
+        folds = min(folds, len(np.unique(groups)))
+    if folds < 2:
+        return None
+    if groups is None:
+        return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y, groups)
+
+
+def choose_candidate(x, y, num_classes, seed=0, groups=None):
+    """`(kind, C, scores)`: the candidate with the best inner cross-validated accuracy. With
+    `groups` (each row's group name), a fold holds out whole groups, as the run's validation
+    split does: rows of one group (a text and its edited copy) never score each other."""
+    rng = np.random.default_rng(seed)
+    if x.shape[0] > MAX_CV_ROWS:
+        pick = np.sort(rng.choice(x.shape[0], MAX_CV_ROWS, replace=False))
+        x, y = x[pick], y[pick]
+        groups = None if groups is None else groups[pick]
+    folds = _folds(y, seed, None if groups is None else np.asarray(groups).astype(str))
+    if folds is None:  # a class with one example: nothing to cross-validate on
+        return "nb", 1.0, {}
+    scores = {}
+    for train, test in folds:
+        idf = idf_weights(x[train])
+        for kind, grid in C_GRID.items():
+            path = _fit_path(kind, grid, x[train], y[train], num_classes, idf, seed)
+            for c, (kernel, bias) in zip(grid, path):
+                logits = linear_logits(x[test], kind, idf, kernel, bias)
+                acc = float((logits.argmax(axis=1) == y[test]).mean())
+                scores.setdefault((kind, c), []).append((acc, _log_loss(logits, y[test])))
+    mean = {k: (float(np.mean([a for a, _ in v])), float(np.mean([loss for _, loss in v])))
+            for k, v in scores.items()}
+    kind, c = max(mean, key=lambda k: (mean[k][0], -mean[k][1]))
+    return kind, c, {f"{k}@{c:g}": round(v[0], 4) for (k, c), v in mean.items()}
+
+
+def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, candidate=None,
+                     groups=None, name="ngram_linear"):
+    """`(layer, record)`: an `NgramLinear(features="binary")` fitted on right-padded token ids
+    and class ids, and what was chosen (`kind`, `C`, the inner CV accuracies, seconds).
+    `candidate=(kind, C)` skips the choice (a refit of a chosen candidate on more data);
+    `groups` keeps each group in one inner fold (`choose_candidate`)."""
+    start = time.perf_counter()
+    y = np.asarray(labels, dtype="int64")
+    x = ngram_matrix(ids, vocab_size, buckets)
+    if candidate is None:
+        kind, c, scores = choose_candidate(x, y, num_classes, seed=seed, groups=groups)
+    else:
+        (kind, c), scores = candidate, {}
+    idf = idf_weights(x)
+    [(kernel, bias)] = _fit_path(kind, [c], x, y, num_classes, idf, seed)
+    layer = NgramLinear(vocab_size, num_classes, buckets=buckets,
+                        idf=idf if kind == "tfidf" else np.ones_like(idf), features="binary",
+                        normalize=kind == "tfidf", name=name)
+    layer.build((None, None))
+    layer.kernel.assign(kernel)
+    layer.bias.assign(bias)
+    layer.trainable = False
+    record = {"kind": kind, "C": c, "cv_accuracy": scores,
+              "seconds": round(time.perf_counter() - start, 2)}
+    return layer, record
+
+
+def fit_blend(logits, probabilities, labels):
+    """`(linear_weight, recurrent_weight, log_loss)` of `seqclf.models.LogitBlend` minimizing the
+    log loss of held-out `labels`, each weight in [0, 4]: the recurrent model enters only as far
+    as it lowers the held-out loss of the linear path's logits (and the reverse)."""
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    y = np.asarray(labels, dtype="int64")
+    rows = np.arange(len(y))
+    parts = (np.asarray(logits, "float64"),
+             np.log(np.clip(np.asarray(probabilities, "float64"), 1e-7, 1.0)))
+
+    def loss(w):
+        z = w[0] * parts[0] + w[1] * parts[1]
+        return float(np.mean(logsumexp(z, axis=1) - z[rows, y]))
+
+    best = None
+    for start in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):  # each model alone, and both
+        found = minimize(loss, start, method="L-BFGS-B", bounds=[(0.0, 4.0)] * 2)
+        if best is None or found.fun < best.fun:
+            best = found
+    linear_weight, recurrent_weight = (round(float(w), 4) for w in best.x)
+    return linear_weight, recurrent_weight, loss((linear_weight, recurrent_weight))
+
+
+def token_id_matrix(preprocessor, texts, batch_size=4096):
+    """The right-padded token ids of `texts` (`preprocessor`'s), as one `[n, longest]` array."""
+    import tensorflow as tf
+
+    texts = np.asarray(texts, dtype=object)
+    parts = [preprocessor(tf.constant(texts[i:i + batch_size])).numpy()
+             for i in range(0, len(texts), batch_size)]
+    width = max([p.shape[1] for p in parts] + [1])
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts]
+                          or [np.zeros((0, 1), "int64")])
+
+
+def linear_stage(built, train_data):
+    """`(layer, record)`: the run's linear path fitted on its training split, or None where the
+    settings ask for none (`ngram_buckets=0`) or the data is streamed (the fit is in memory)."""
+    from seqclf.training import say
+
+    config = built.config
+    if not config.ngram_buckets:
+        return None
+    if config.stream:
+        say(config, "linear n-gram path: off for streamed data (it is fitted in memory)")
+        return None
+    preprocessor = built.classifier.preprocessor
+    layer, record = fit_ngram_linear(
+        token_id_matrix(preprocessor, train_data.texts), train_data.labels,
+        num_classes=train_data.num_classes, vocab_size=preprocessor.vocabulary_size,
+        buckets=config.ngram_buckets, seed=config.seed, groups=train_data.groups,
+    )
+    kind = "TF-IDF" if record["kind"] == "tfidf" else "naive-Bayes-scaled (NBSVM)"
+    say(config, f"linear path: {kind} unigrams + bigrams, logistic regression C={record['C']:g} "
+                f"(the best of {len(record['cv_accuracy']) or 1} by cross-validation on the "
+                f"training split), {record['seconds']:.1f} s")
+    return layer, record
+
+
+def blend_stage(built, linear, val_data, pool=None):
+    """Blends the fitted linear path with the trained recurrent backbone (`LogitBlend`, weights
+    fitted on the validation data) and makes that the run's classifier; returns the record.
+
+    Where the validation data was held out of the training file (`pool`: all of it), the linear
+    path is then fitted again, same features and C, on the whole file: the blend weights are
+    kept, the recorded validation figures are those measured before (held out).
+    """
+    from seqclf.models import TextClassifier, compile_classifier
+    from seqclf.models.logit_blend import blend_backbones
+    from seqclf.training import say
+
+    start = time.perf_counter()
+    layer, record = linear
+    config, classifier = built.config, built.classifier
+    preprocessor = classifier.preprocessor
+    x = ngram_matrix(token_id_matrix(preprocessor, val_data.texts),
+                     preprocessor.vocabulary_size, config.ngram_buckets)
+    logits = linear_logits(x, record["kind"], layer.idf.numpy(), layer.kernel.numpy(),
+                           layer.bias.numpy())
+    probabilities = classifier.predict(val_data.texts, batch_size=config.batch_size)
+    y = np.asarray(val_data.labels)
+    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y)
+    blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
+
+    def accuracy(scores):
+        return float((np.argmax(scores, axis=1) == y).mean())
+
+    if pool is not None:
+        layer, _ = fit_ngram_linear(
+            token_id_matrix(preprocessor, pool.texts), pool.labels,
+            num_classes=pool.num_classes, vocab_size=preprocessor.vocabulary_size,
+            buckets=config.ngram_buckets, seed=config.seed,
+            candidate=(record["kind"], record["C"]),
+        )
+    backbone = blend_backbones(layer, classifier.backbone, linear_weight, recurrent_weight)
+    compile_classifier(backbone, steps_per_execution=1)  # for evaluate; trains no further
+    built.classifier = TextClassifier(backbone, preprocessor, classifier.label_names,
+                                      settings=classifier.settings)
+    blend = {
+        "val_accuracy": accuracy(blended), "val_loss": loss,
+        "linear_val_accuracy": accuracy(logits),
+        "recurrent_val_accuracy": accuracy(probabilities),
+        "linear_weight": linear_weight, "recurrent_weight": recurrent_weight,
+        "linear_path": record, "linear_refit_on_validation": pool is not None,
+        "seconds": round(record["seconds"] + time.perf_counter() - start, 2),
+    }
+    say(config, f"validation accuracy: linear path {blend['linear_val_accuracy']:.4f}, "
+                f"recurrent {blend['recurrent_val_accuracy']:.4f}, blended "
+                f"{blend['val_accuracy']:.4f} (weights {linear_weight:g} and "
+                f"{recurrent_weight:g}"
+                + (": the recurrent model is left out" if recurrent_weight == 0 else "") + ")")
+    return blend
