@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 #: The releases (major.minor) whose private APIs the hooks below were read and tested against.
 CHECKED_VERSIONS = {"keras": ("3.15",), "tensorflow": ("2.21",)}
@@ -79,7 +80,10 @@ HOOKS = {
     ),
     "profiler-plugin": (
         "tensorflow", "tensorflow.python.profiler.internal._pywrap_profiler_plugin",
-        lambda: importlib.util.find_spec(PROFILER_PLUGIN_MODULE) is not None,
+        # A module in sys.modules is there (`seqclf._startup` defers this one only where its
+        # file exists); find_spec refuses modules without a spec, as the deferred one is.
+        lambda: (PROFILER_PLUGIN_MODULE in sys.modules
+                 or importlib.util.find_spec(PROFILER_PLUGIN_MODULE) is not None),
     ),
     "dataset-graph": (
         "tensorflow", "tf.data.Dataset._as_serialized_graph (tests only)",

@@ -526,6 +526,11 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     # `keras.saving.load_model`, it evaluates, and trains on, at once.
     with setup.strategy.scope():
         built.classifier.compile()
+        # Optimizers never stepped (the classifier's, a blend's) saved unbuilt would make
+        # `load_model` warn that it skipped their variables.
+        for model in (built.classifier, built.classifier.backbone):
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
     run.save_model(built.classifier)
     # The backup's history covers the epochs of earlier segments of a resumed run too.
     val_acc = [row["val_accuracy"] for row in backup.history]

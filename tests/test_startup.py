@@ -128,3 +128,33 @@ def test_a_script_prints_no_tensorflow_lines_and_its_files_load_after_import_seq
                           timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_trained_run_loads_compiled_with_keras_after_import_seqclf(tmp_path):
+    """What `seqclf train` writes is the text model (linear path and recurrent model blended),
+    which a script reopens as any Keras model: evaluate and fit at once, without a warning."""
+    rows = ["text,label"] + [f"{w} film {k},{lab}" for k in range(40)
+                             for w, lab in (("good", "pos"), ("bad", "neg"))]
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
+    proc, _ = _seqclf("train", "--data", str(tmp_path / "reviews.csv"), "--out",
+                      str(tmp_path / "run"), "--model", "gru", "--units", "8",
+                      "--embedding-dim", "8", "--epochs", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    load = textwrap.dedent(f"""
+        import warnings
+        import keras, pandas as pd, seqclf
+        df = pd.read_csv({str(tmp_path / "reviews.csv")!r})
+        with warnings.catch_warnings(record=True) as caught:  # e.g. skipped optimizer variables
+            warnings.simplefilter("always")
+            model = keras.saving.load_model({str(tmp_path / "run" / "model.keras")!r})
+        assert not caught, [str(w.message) for w in caught]
+        assert type(model).__name__ == "TextClassifier", type(model)
+        result = model.evaluate(df["text"], df["label"], verbose=0, return_dict=True)
+        assert result["accuracy"] > 0.9, result
+        model.fit(df, epochs=1, verbose=0)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")

@@ -82,6 +82,11 @@ class TextPreprocessor(keras.layers.Layer):
         """`(lengths, counts)`: tokens per text and occurrences of each id (before truncation)."""
         return token_counts(self.tokenizer, texts)
 
+    def build(self, input_shape=None):
+        # No weights to create: the vocabulary lives in the tokenizer's lookup table (restored
+        # from the saved assets when a file is loaded).
+        self.built = True
+
     def call(self, texts):
         return token_ids(self.tokenizer, texts, self.max_length)
 
