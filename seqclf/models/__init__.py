@@ -9,6 +9,9 @@ from seqclf.models.classifier import (
     compile_classifier,
 )
 from seqclf.models.end_to_end import build_end_to_end
+from seqclf.models.fast_gru import FastGRU
+from seqclf.models.fast_lstm import FastLSTM
+from seqclf.models.fast_simple_rnn import FastSimpleRNN
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.logit_blend import LogitBlend
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
@@ -22,6 +25,9 @@ __all__ = [
     "LSTM_INITS",
     "MODEL_NAMES",
     "ChronoBias",
+    "FastGRU",
+    "FastLSTM",
+    "FastSimpleRNN",
     "ForgetBias",
     "LogitBlend",
     "MaskedGlobalMaxPooling1D",

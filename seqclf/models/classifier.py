@@ -3,20 +3,36 @@
 Every builder returns a plain functional `keras.Model` mapping right-padded int token ids
 `[batch, time]` (0 is padding; the embedding masks it) to softmax probabilities
 `[batch, num_classes]`. It works with `model.fit(dataset)` after `compile_classifier`, and contains
-only stock Keras layers plus the registered initializers of `seqclf.models.initializers`, so it
-saves to and loads from `.keras` files without seqclf-specific code at load time beyond import.
+stock Keras layers, seqclf's registered layers and initializers, and, on CPU, the recurrent layers
+of `FAST_CELLS` (stock subclasses with the same variables and config), so it saves to and loads
+from `.keras` files without seqclf-specific code at load time beyond import.
 """
 
 import keras
 
 from seqclf._checks import check_positive_int
 from seqclf.errors import SeqclfError
+from seqclf.models import _fast_recurrence
+from seqclf.models.fast_gru import FastGRU
+from seqclf.models.fast_lstm import FastLSTM
+from seqclf.models.fast_simple_rnn import FastSimpleRNN
 from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
 from seqclf.names import CELL_NAMES, LSTM_INITS, MODEL_NAMES, POOLINGS
 
 CELLS = dict(zip(CELL_NAMES, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
+# The same layers with the input projection hoisted out of the time loop on CPU
+# (`seqclf.models._fast_recurrence`); same variables and config as `CELLS`.
+FAST_CELLS = dict(zip(CELL_NAMES, (FastSimpleRNN, FastLSTM, FastGRU)))
+
+
+def recurrent_layer_class(cell):
+    """The layer class `build_classifier` uses for `cell`: the fast CPU one unless a GPU is
+    visible (the stock layer then runs cuDNN) or `SEQCLF_STOCK_RNN=1` asks for the stock one."""
+    if _fast_recurrence.gpu_visible() or _fast_recurrence.stock_forced():
+        return CELLS[cell]
+    return FAST_CELLS[cell]
 
 
 def build_classifier(
@@ -177,7 +193,7 @@ def build_classifier(
                     )
                 elif forget_bias is not None:
                     kwargs.update(unit_forget_bias=False, bias_initializer=ForgetBias(forget_bias))
-            layer = CELLS[cell](units, name=f"{cell}_{i}", **kwargs)
+            layer = recurrent_layer_class(cell)(units, name=f"{cell}_{i}", **kwargs)
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{i}")
             x = layer(x)
