@@ -26,6 +26,10 @@ from seqclf.models.ngram_linear import HASH_MULTIPLIER, NgramLinear
 # unnormalized NB features.
 C_GRID = {"tfidf": (3.0, 10.0, 30.0), "nb": (0.3, 1.0, 3.0)}
 CV_FOLDS = 3
+# Small data: the folds are drawn again (other shuffles), at most this many times, until about
+# CV_SCORED_ROWS held-out predictions score each candidate.
+MAX_CV_REPEATS = 5
+CV_SCORED_ROWS = 3000
 # Candidates are compared on at most this many training rows (a seeded stratified sample);
 # the chosen one is then fitted on all of them. Keeps the choice cheap on large data.
 MAX_CV_ROWS = 20_000
@@ -139,6 +143,10 @@ def _log_loss(logits, y):
 
 
 def _folds(y, seed, groups=None):
+    """Train/test index pairs of the inner cross-validation: `CV_FOLDS` stratified folds (whole
+    groups with `groups`), repeated with other shuffles on small data until about
+    `CV_SCORED_ROWS` predictions are scored: on a few hundred rows one split of three folds
+    ranks the candidates by noise."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(y)
@@ -147,10 +155,17 @@ def _folds(y, seed, groups=None):
         folds = min(folds, len(np.unique(groups)))
     if folds < 2:
         return None
-    if groups is None:
-        return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
-        np.zeros(len(y)), y, groups)
+    repeats = int(np.clip(np.ceil(CV_SCORED_ROWS / len(y)), 1, MAX_CV_REPEATS))
+    out = []
+    for r in range(repeats):
+        if groups is None:
+            split = StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(
+                np.zeros(len(y)), y)
+        else:
+            split = StratifiedGroupKFold(folds, shuffle=True, random_state=seed + r).split(
+                np.zeros(len(y)), y, groups)
+        out.extend(split)
+    return out
 
 
 def choose_candidate(x, y, num_classes, seed=0, groups=None):
@@ -209,27 +224,48 @@ def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, c
 
 def fit_blend(logits, probabilities, labels):
     """`(linear_weight, recurrent_weight, log_loss)` of `seqclf.models.LogitBlend` minimizing the
-    log loss of held-out `labels`, each weight in [0, 4]: the recurrent model enters only as far
-    as it lowers the held-out loss of the linear path's logits (and the reverse)."""
+    log loss of held-out `labels`, each weight in [0, 4].
+
+    The recurrent model is taken in only where it clearly helps: the blend's weights are fitted
+    on each half of the examples and scored on the other (so the gain is measured on examples
+    the weights never saw), and the blend must lower the loss of the linear path alone by more
+    than the standard error of that gain. Fitted and scored on the same examples, a second model
+    always lowers the loss a little, and on a small validation split that little is noise.
+    Otherwise the linear path serves alone (`recurrent_weight` 0)."""
     from scipy.optimize import minimize
     from scipy.special import logsumexp
 
     y = np.asarray(labels, dtype="int64")
-    rows = np.arange(len(y))
     parts = (np.asarray(logits, "float64"),
              np.log(np.clip(np.asarray(probabilities, "float64"), 1e-7, 1.0)))
 
-    def loss(w):
-        z = w[0] * parts[0] + w[1] * parts[1]
-        return float(np.mean(logsumexp(z, axis=1) - z[rows, y]))
+    def losses(w, rows):
+        z = w[0] * parts[0][rows] + w[1] * parts[1][rows]
+        return logsumexp(z, axis=1) - z[np.arange(len(rows)), y[rows]]
 
-    best = None
-    for start in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):  # each model alone, and both
-        found = minimize(loss, start, method="L-BFGS-B", bounds=[(0.0, 4.0)] * 2)
-        if best is None or found.fun < best.fun:
-            best = found
-    linear_weight, recurrent_weight = (round(float(w), 4) for w in best.x)
-    return linear_weight, recurrent_weight, loss((linear_weight, recurrent_weight))
+    def fit(rows, with_recurrent):
+        starts = ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)) if with_recurrent else ((1.0, 0.0),)
+        bounds = [(0.0, 4.0), (0.0, 4.0) if with_recurrent else (0.0, 0.0)]
+        best = None
+        for start in starts:  # each model alone, and both
+            found = minimize(lambda w: float(np.mean(losses(w, rows))), start,
+                             method="L-BFGS-B", bounds=bounds)
+            if best is None or found.fun < best.fun:
+                best = found
+        return tuple(round(float(w), 4) for w in best.x)
+
+    everything = np.arange(len(y))
+    halves = np.array_split(np.random.default_rng(0).permutation(len(y)), 2)
+    gain = np.concatenate([
+        losses(fit(other, False), rows) - losses(fit(other, True), rows)
+        for rows, other in (halves, halves[::-1]) if len(rows) and len(other)
+    ]) if len(y) >= 4 else np.zeros(1)
+    standard_error = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+    clear = gain.mean() > standard_error and gain.mean() > 0
+    linear_weight, recurrent_weight = fit(everything, clear)
+    return linear_weight, recurrent_weight, float(np.mean(losses((linear_weight,
+                                                                   recurrent_weight),
+                                                                  everything)))
 
 
 def token_id_matrix(preprocessor, texts, batch_size=4096):
@@ -319,5 +355,7 @@ def blend_stage(built, linear, val_data, pool=None):
                 f"recurrent {blend['recurrent_val_accuracy']:.4f}, blended "
                 f"{blend['val_accuracy']:.4f} (weights {linear_weight:g} and "
                 f"{recurrent_weight:g}"
-                + (": the recurrent model is left out" if recurrent_weight == 0 else "") + ")")
+                + (": the recurrent model is left out, it did not lower the validation loss "
+                   "beyond the standard error of the gain" if recurrent_weight == 0 else "")
+                + ")")
     return blend

@@ -95,6 +95,26 @@ def test_blend_leaves_out_a_model_that_does_not_help():
     assert recurrent_weight > 1 and linear_weight < 0.15
 
 
+def test_blend_keeps_the_linear_path_alone_unless_the_gain_is_clear():
+    """On a small validation split a useless model still lowers the fitted loss a little (by
+    chance); the blend takes it in only if the validation loss falls by more than its standard
+    error, else the linear path serves alone (the better bet on small data)."""
+    rng = np.random.default_rng(5)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, size=60)
+        informative = np.stack([np.zeros(60), (2 * y - 1) + rng.normal(size=60)], axis=1)
+        noise = rng.dirichlet([1, 1], size=60)
+        _, recurrent_weight, _ = fit_blend(informative, noise, y)
+        assert recurrent_weight == 0
+    # A recurrent model that knows what the linear path does not is kept.
+    y = rng.integers(0, 2, size=60)
+    half = np.stack([np.zeros(60), np.where(np.arange(60) % 2, 2 * y - 1, 0)], axis=1)
+    other = 1 / (1 + np.exp(-np.where(np.arange(60) % 2, 0, 3 * (2 * y - 1))))
+    _, recurrent_weight, _ = fit_blend(half, np.stack([1 - other, other], axis=1), y)
+    assert recurrent_weight > 0.5
+
+
 def test_blended_backbone_serves_the_blend_and_drops_an_unused_model(tmp_path):
     import keras
 
