@@ -121,10 +121,10 @@ def _fit_path(kind, cs, x, y, num_classes, idf, seed):
                 bias[k] = model.intercept_[0]
             elif binary:
                 # One decision function d for the larger class: logits [0, d] give sigmoid(d).
-                kernel[:, present[1]] = model.coef_[0] * idf
+                kernel[:, present[1]] = model.coef_[0]
                 bias[present[1]] = model.intercept_[0]
             else:
-                kernel[:, present] = (model.coef_ * idf).T
+                kernel[:, present] = model.coef_.T
                 bias[present] = model.intercept_
         out.append((kernel, bias))
     return out

@@ -219,3 +219,31 @@ def test_unknown_words_and_unseen_bigrams_weigh_nothing():
         linear_logits(ngram_matrix(both, vocab, buckets), "tfidf", idf, layer.kernel.numpy(),
                       layer.bias.numpy()), rtol=1e-5, atol=1e-6)
     assert isinstance(layer, NgramLinear)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_the_layer_answers_what_the_fitted_logistic_regression_answers(num_classes):
+    """The TF-IDF candidate's layer gives scikit-learn's decision function on the same TF-IDF
+    rows (each n-gram's idf applied once, in the features, not again in the kernel)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from seqclf.linear_path import _tfidf
+
+    rng = np.random.default_rng(7)
+    vocab, buckets = 50, 64
+    ids = _ids(rng, 120, vocab, 8)
+    labels = rng.integers(0, num_classes, size=120)
+    ids[:, 0] = 3 + labels
+    layer, _ = fit_ngram_linear(ids, labels, num_classes=num_classes, vocab_size=vocab,
+                                buckets=buckets, candidate=("tfidf", 3.0))
+    x = ngram_matrix(ids, vocab, buckets)
+    features = _tfidf(x, idf_weights(x))
+    solver = "liblinear" if num_classes == 2 else "lbfgs"
+    reference = LogisticRegression(C=3.0, solver=solver, max_iter=1000).fit(features, labels)
+    logits = np.asarray(layer(ids))
+    if num_classes == 2:
+        np.testing.assert_allclose(logits[:, 1] - logits[:, 0],
+                                   reference.decision_function(features), rtol=1e-3, atol=1e-3)
+    else:
+        np.testing.assert_allclose(logits, reference.decision_function(features), rtol=1e-3,
+                                   atol=1e-3)
