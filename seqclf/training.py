@@ -526,8 +526,10 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
     # `keras.saving.load_model`, it evaluates, and trains on, at once.
     with setup.strategy.scope():
         built.classifier.compile()
-        # Optimizers never stepped (the classifier's, a blend's) saved unbuilt would make
-        # `load_model` warn that it skipped their variables.
+    if config.strategy == "default":
+        # Optimizers never stepped (the classifier's, a blend's or an ensemble's) saved unbuilt
+        # would make `load_model` warn that it skipped their variables. (Under a distribution
+        # strategy the optimizers belong to different scopes; the warning stays.)
         for model in (built.classifier, built.classifier.backbone):
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)

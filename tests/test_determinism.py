@@ -32,6 +32,7 @@ def test_same_seed_same_run_in_fresh_processes(tmp_path, tfds_dir):
     assert h1 == h2
     for a, b in zip(w1, w2, strict=True):
         np.testing.assert_array_equal(a, b)
-    _, w3, _ = _train(tmp_path / "c", tfds_dir, seed=4)
-    # Another seed: other weights (or another blend, e.g. the linear path alone).
-    assert len(w1) != len(w3) or any(not np.array_equal(a, b) for a, b in zip(w1, w3))
+    # Another seed trains the recurrent model otherwise (the saved blend may leave it out: the
+    # linear path alone is the same on any seed that chooses the same candidate).
+    _, _, h3 = _train(tmp_path / "c", tfds_dir, seed=4)
+    assert h3 != h1

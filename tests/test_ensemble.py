@@ -101,6 +101,8 @@ def test_a_finished_member_is_reused_not_retrained(tmp_path, ensemble_run):
     # A run stopped after member 1 finished: its file and record are in members/.
     RunDir(out).save_member(1, trained, {"member": 1, "seed": 1, "val_accuracy": 0.5,
                                          "best_epoch": 1, "epochs": 1, "train_seconds": 7.0})
+    # ... and the lock file every `train` leaves in its run directory, which marks it seqclf's.
+    open(RunDir(out).file(RunDir.LOCK), "w").close()
     metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
                                 embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
                                 ngram_buckets=0, quiet=True))

@@ -226,8 +226,7 @@ def test_the_layer_answers_what_the_fitted_logistic_regression_answers(num_class
     """The TF-IDF candidate's layer gives scikit-learn's decision function on the same TF-IDF
     rows (each n-gram's idf applied once, in the features, not again in the kernel)."""
     from sklearn.linear_model import LogisticRegression
-
-    from seqclf.linear_path import _tfidf
+    from sklearn.preprocessing import normalize
 
     rng = np.random.default_rng(7)
     vocab, buckets = 50, 64
@@ -237,7 +236,7 @@ def test_the_layer_answers_what_the_fitted_logistic_regression_answers(num_class
     layer, _ = fit_ngram_linear(ids, labels, num_classes=num_classes, vocab_size=vocab,
                                 buckets=buckets, candidate=("tfidf", 3.0))
     x = ngram_matrix(ids, vocab, buckets)
-    features = _tfidf(x, idf_weights(x))
+    features = normalize(x.multiply(idf_weights(x)).tocsr())  # presence x idf, unit L2 rows
     solver = "liblinear" if num_classes == 2 else "lbfgs"
     reference = LogisticRegression(C=3.0, solver=solver, max_iter=1000).fit(features, labels)
     logits = np.asarray(layer(ids))
