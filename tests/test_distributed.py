@@ -344,8 +344,9 @@ def test_two_workers_with_several_members_both_finish(tmp_path):
         f.close()
     assert codes == [0, 0], "\n----\n".join(texts)
     # The worker left behind used to hang at exit, calling the chief's coordination service,
-    # until its heartbeat failed (measured: 100 s with --model lstm, 15 s here).
-    assert abs(ended[0] - ended[1]) < 8, (ended, "\n----\n".join(texts))
+    # until its heartbeat failed (measured: 100 s with --model lstm, 15 s here). The chief
+    # (worker 0) may end later: it alone writes the model, the metrics and the plots.
+    assert ended[1] - ended[0] < 8, (ended, "\n----\n".join(texts))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and len(metrics["members"]) == 3
     # TensorFlow's start-up lines stay hidden under multi_worker too.
