@@ -152,8 +152,16 @@ def end_multi_worker_run():
         return False
     strategy = _MULTI_WORKER[-1]
     # Every worker contributes 1: the sum can only be computed once all have arrived.
-    # In a tf.function: run eagerly, the strategy warns of its overhead.
-    arrive = tf.function(lambda: strategy.run(lambda: tf.constant(1.0)))
+    # In a tf.function (run eagerly, the strategy warns of its overhead), without AutoGraph:
+    # there is no Python control flow to convert, and AutoGraph warns that it cannot parse
+    # nested lambdas.
+    def one():
+        return tf.constant(1.0)
+
+    @tf.function(autograph=False)
+    def arrive():
+        return strategy.run(one)
+
     strategy.reduce("SUM", arrive(), axis=None)
     return not is_chief(strategy)
 

@@ -7,6 +7,7 @@ The end-to-end tests train the same tiny run four ways at once, in separate proc
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -343,6 +344,11 @@ def test_two_workers_with_several_members_both_finish(tmp_path):
         texts.append(f.read()[-3000:])
         f.close()
     assert codes == [0, 0], "\n----\n".join(texts)
+    # Nothing of TensorFlow's own logging on either worker: no absl log lines (start-up
+    # notices, E0000 ...), no AutoGraph complaints about seqclf's code.
+    for text in texts:
+        assert not re.search(r"(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d", text), text
+        assert "AutoGraph could not transform" not in text, text
     # The worker left behind used to hang at exit, calling the chief's coordination service,
     # until its heartbeat failed (measured: 100 s with --model lstm, 15 s here). The chief
     # (worker 0) may end later: it alone writes the model, the metrics and the plots.
