@@ -107,6 +107,10 @@ def _add_train(sub, parents):
     clip.add_argument("--clipvalue", type=_positive_float, help="clip each gradient element")
     clip.add_argument("--no-clip", action="store_true",
                       help="no gradient clipping (default: --clipnorm at its README default)")
+    p.add_argument("--class-weight", metavar="balanced|LABEL=W,...",
+                   help="weigh the training loss by class: balanced (each class as much as the "
+                        "others together, for imbalanced data) or given weights (labels not "
+                        "named weigh 1)")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--text-column")
@@ -179,6 +183,15 @@ def _cmd_evaluate(args):
     result = evaluate(args.run_dir, args.data, data_dir=args.data_dir,
                       text_column=args.text_column, label_column=args.label_column,
                       seed=args.seed, quiet=args.quiet)
+    from seqclf.class_report import collapse_warning, format_report
+
+    # The table on stderr, so that stdout stays one JSON object for scripts; the collapse
+    # warning even with --quiet.
+    if not args.quiet:
+        print(format_report(result), file=sys.stderr)
+    warning = collapse_warning(result)
+    if warning:
+        print(warning, file=sys.stderr)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -250,7 +263,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub, parents)
 
-    p = sub.add_parser("evaluate", help="score a run; prints one JSON object", epilog=EPILOG,
+    p = sub.add_parser("evaluate", help="score a run; prints one JSON object (and the per-class "
+                                        "table on stderr)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", required=True, metavar="SPEC")
@@ -258,7 +272,8 @@ def build_parser():
     p.add_argument("--text-column")
     p.add_argument("--label-column")
     p.add_argument("--data-dir")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress and no per-class table (a collapse warning still shows)")
 
     p = sub.add_parser("predict", help="classify texts; one JSON line per text", parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?",

@@ -96,10 +96,10 @@ def _nb_ratios(x, y, num_classes):
     return out
 
 
-def _fit_path(kind, cs, x, y, num_classes, idf, seed):
+def _fit_path(kind, cs, x, y, num_classes, idf, seed, class_weights=None):
     """`[(kernel [columns, classes], bias [classes])]`, one per C of `cs` (ascending), on binary
-    features `x`. lbfgs fits are warm-started from the previous C: a path costs little more than
-    its last fit."""
+    features `x`, each row weighted by its class's `class_weights` (None: 1). lbfgs fits are
+    warm-started from the previous C: a path costs little more than its last fit."""
     from sklearn.linear_model import LogisticRegression
 
     present = np.unique(y)
@@ -120,7 +120,9 @@ def _fit_path(kind, cs, x, y, num_classes, idf, seed):
         kernel = np.zeros((x.shape[1], num_classes), "float32")
         bias = np.zeros(num_classes, "float32")
         for model, (k, features, target, _) in zip(models, problems):
-            model.set_params(C=c).fit(features, target)
+            model.set_params(C=c).fit(
+                features, target,
+                sample_weight=None if class_weights is None else class_weights[y])
             if k is not None:
                 kernel[:, k] = model.coef_[0] * ratios[:, k]
                 bias[k] = model.intercept_[0]
@@ -141,10 +143,10 @@ def linear_logits(x, kind, idf, kernel, bias):
     return np.asarray(features @ kernel) + bias
 
 
-def _log_loss(logits, y):
+def _log_loss(logits, y, weights=None):
     z = logits - logits.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-log_p[np.arange(len(y)), y].mean())
+    return float(-np.average(log_p[np.arange(len(y)), y], weights=weights))
 
 
 def _folds(y, seed, groups=None):
@@ -173,10 +175,11 @@ def _folds(y, seed, groups=None):
     return out
 
 
-def choose_candidate(x, y, num_classes, seed=0, groups=None):
+def choose_candidate(x, y, num_classes, seed=0, groups=None, class_weights=None):
     """`(kind, C, scores)`: the candidate with the best inner cross-validated accuracy. With
     `groups` (each row's group name), a fold holds out whole groups, as the run's validation
-    split does: rows of one group (a text and its edited copy) never score each other."""
+    split does: rows of one group (a text and its edited copy) never score each other. With
+    `class_weights` (by class id), fits and scores weigh each row by its class's weight."""
     rng = np.random.default_rng(seed)
     if x.shape[0] > MAX_CV_ROWS:
         pick = np.sort(rng.choice(x.shape[0], MAX_CV_ROWS, replace=False))
@@ -189,11 +192,14 @@ def choose_candidate(x, y, num_classes, seed=0, groups=None):
     for train, test in folds:
         idf = idf_weights(x[train])
         for kind, grid in C_GRID.items():
-            path = _fit_path(kind, grid, x[train], y[train], num_classes, idf, seed)
+            path = _fit_path(kind, grid, x[train], y[train], num_classes, idf, seed,
+                             class_weights)
+            weights = None if class_weights is None else class_weights[y[test]]
             for c, (kernel, bias) in zip(grid, path):
                 logits = linear_logits(x[test], kind, idf, kernel, bias)
-                acc = float((logits.argmax(axis=1) == y[test]).mean())
-                scores.setdefault((kind, c), []).append((acc, _log_loss(logits, y[test])))
+                acc = float(np.average(logits.argmax(axis=1) == y[test], weights=weights))
+                scores.setdefault((kind, c), []).append(
+                    (acc, _log_loss(logits, y[test], weights)))
     mean = {k: (float(np.mean([a for a, _ in v])), float(np.mean([loss for _, loss in v])))
             for k, v in scores.items()}
     kind, c = max(mean, key=lambda k: (mean[k][0], -mean[k][1]))
@@ -201,20 +207,22 @@ def choose_candidate(x, y, num_classes, seed=0, groups=None):
 
 
 def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, candidate=None,
-                     groups=None, name="ngram_linear"):
+                     groups=None, class_weights=None, name="ngram_linear"):
     """`(layer, record)`: an `NgramLinear(features="binary")` fitted on right-padded token ids
     and class ids, and what was chosen (`kind`, `C`, the inner CV accuracies, seconds).
     `candidate=(kind, C)` skips the choice (a refit of a chosen candidate on more data);
-    `groups` keeps each group in one inner fold (`choose_candidate`)."""
+    `groups` keeps each group in one inner fold (`choose_candidate`); `class_weights` (by class
+    id) weigh each row's loss and score by its class."""
     start = time.perf_counter()
     y = np.asarray(labels, dtype="int64")
     x = ngram_matrix(ids, vocab_size, buckets)
     if candidate is None:
-        kind, c, scores = choose_candidate(x, y, num_classes, seed=seed, groups=groups)
+        kind, c, scores = choose_candidate(x, y, num_classes, seed=seed, groups=groups,
+                                           class_weights=class_weights)
     else:
         (kind, c), scores = candidate, {}
     idf = idf_weights(x)
-    [(kernel, bias)] = _fit_path(kind, [c], x, y, num_classes, idf, seed)
+    [(kernel, bias)] = _fit_path(kind, [c], x, y, num_classes, idf, seed, class_weights)
     layer = NgramLinear(vocab_size, num_classes, buckets=buckets,
                         idf=idf if kind == "tfidf" else np.ones_like(idf), features="binary",
                         normalize=kind == "tfidf", name=name)
@@ -227,9 +235,10 @@ def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, c
     return layer, record
 
 
-def fit_blend(logits, probabilities, labels):
+def fit_blend(logits, probabilities, labels, sample_weight=None):
     """`(linear_weight, recurrent_weight, log_loss)` of `seqclf.models.LogitBlend` minimizing the
-    log loss of held-out `labels`, each weight in [0, 4].
+    log loss of held-out `labels` (each row weighted by `sample_weight`, default 1), each weight
+    in [0, 4].
 
     The recurrent model is taken in only where it clearly helps: the blend's weights are fitted
     on each half of the examples and scored on the other (so the gain is measured on examples
@@ -242,12 +251,15 @@ def fit_blend(logits, probabilities, labels):
     from scipy.special import logsumexp
 
     y = np.asarray(labels, dtype="int64")
+    row_weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
     parts = (np.asarray(logits, "float64"),
              np.log(np.clip(np.asarray(probabilities, "float64"), 1e-7, 1.0)))
 
     def losses(w, rows):
+        # Scaled so that their mean is the weighted mean loss.
         z = w[0] * parts[0][rows] + w[1] * parts[1][rows]
-        return logsumexp(z, axis=1) - z[np.arange(len(rows)), y[rows]]
+        scale = row_weights[rows] / row_weights[rows].mean()
+        return scale * (logsumexp(z, axis=1) - z[np.arange(len(rows)), y[rows]])
 
     def fit(rows, with_recurrent):
         starts = ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)) if with_recurrent else ((1.0, 0.0),)
@@ -302,6 +314,7 @@ def linear_stage(built, train_data):
         token_id_matrix(preprocessor, train_data.texts), train_data.labels,
         num_classes=train_data.num_classes, vocab_size=preprocessor.vocabulary_size,
         buckets=config.ngram_buckets, seed=config.seed, groups=train_data.groups,
+        class_weights=built.class_weights,
     )
     kind = "TF-IDF" if record["kind"] == "tfidf" else "naive-Bayes-scaled (NBSVM)"
     say(config, f"linear path: {kind} unigrams + bigrams, logistic regression C={record['C']:g} "
@@ -332,7 +345,8 @@ def blend_stage(built, linear, val_data, pool=None):
                            layer.bias.numpy())
     probabilities = classifier.predict(val_data.texts, batch_size=config.batch_size)
     y = np.asarray(val_data.labels)
-    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y)
+    weights = None if built.class_weights is None else built.class_weights[y]
+    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, weights)
     blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
 
     def accuracy(scores):
@@ -343,7 +357,7 @@ def blend_stage(built, linear, val_data, pool=None):
             token_id_matrix(preprocessor, pool.texts), pool.labels,
             num_classes=pool.num_classes, vocab_size=preprocessor.vocabulary_size,
             buckets=config.ngram_buckets, seed=config.seed,
-            candidate=(record["kind"], record["C"]),
+            candidate=(record["kind"], record["C"]), class_weights=built.class_weights,
         )
     backbone = blend_backbones(layer, classifier.backbone, linear_weight, recurrent_weight)
     compile_classifier(backbone, steps_per_execution=1)  # for evaluate; trains no further
@@ -356,6 +370,10 @@ def blend_stage(built, linear, val_data, pool=None):
         "linear_weight": linear_weight, "recurrent_weight": recurrent_weight,
         "linear_path": record, "linear_refit_on_validation": pool is not None,
         "seconds": round(record["seconds"] + time.perf_counter() - start, 2),
+        # For the per-class report (`write_results_stage` takes it out of the record): the
+        # linear path may have been refitted on the whole file, so its predictions of the
+        # validation split from now on would not be held out.
+        "val_predicted": np.argmax(blended, axis=1),
     }
     say(config, f"validation accuracy: linear path {blend['linear_val_accuracy']:.4f}, "
                 f"recurrent {blend['recurrent_val_accuracy']:.4f}, blended "

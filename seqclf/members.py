@@ -18,6 +18,7 @@ from seqclf.training import (
     compile_backbone,
     data_errors,
     datasets_stage,
+    member_header,
     quiet_end_of_data,
     say,
     training_callbacks,
@@ -42,8 +43,8 @@ def members_stage(setup, built, train_data, val_data, pool):
         seed = config.seed + k
         finished = run.load_member(k)
         if finished is not None:
-            say(config, f"member {k} of members 0-{config.members - 1} (seed {seed}): "
-                         f"finished before the run stopped, reused from {run.member_file(k)}")
+            say(config, f"{member_header(config, k)}: finished before the run stopped, reused "
+                        f"from {run.member_file(k)}")
             backbones.append(finished[0])
             records.append(finished[1])
             continue
@@ -59,7 +60,7 @@ def members_stage(setup, built, train_data, val_data, pool):
             compile_backbone(config, backbone, built.steps_per_epoch)
         train_ds, val_ds = datasets_stage(setup, built, member_train, member_val,
                                           model=backbone, seed=seed)
-        say(config, f"member {k} of members 0-{config.members - 1} (seed {seed})")
+        say(config, member_header(config, k))
         start = time.perf_counter()
         with quiet_end_of_data(), data_errors():
             history = backbone.fit(

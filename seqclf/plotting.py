@@ -1,8 +1,8 @@
 """Plots of training runs and of gradient diagnostics recorded by `seqclf.callbacks.GradientStats`.
 
 Every figure seqclf draws comes from here: `plot_run` draws a run directory's `curves.png`,
-`gradients.png` and `gradients_by_position.png` (at the end of `seqclf train` and with
-`seqclf plot RUN_DIR`), and the demo's figures use the same functions.
+`gradients.png`, `gradients_by_position.png` and `confusion.png` (at the end of `seqclf train`
+and with `seqclf plot RUN_DIR`), and the demo's figures use the same functions.
 
 Kept out of the callback so training never imports matplotlib. Figures are built with the
 object-oriented API on an Agg canvas (no pyplot, no global backend switch), so plotting works
@@ -24,6 +24,7 @@ from seqclf.gradients.frames import GLOBAL_LAYER, load_frame
 __all__ = [
     "plot_accuracy_vs_distance",
     "plot_clipping_comparison",
+    "plot_confusion_matrix",
     "plot_gradient_overview",
     "plot_gradients_by_position",
     "plot_layer_norms",
@@ -238,7 +239,7 @@ def plot_timestep_heatmap(source, path=None, epoch=None, title=None, max_distanc
 HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy")
 
 
-def plot_training_curves(history, path=None, best_epoch=None, title=None):
+def plot_training_curves(history, path=None, best_epoch=None, title=None, majority=None):
     """Loss and accuracy per epoch, training vs validation, with the best epoch marked.
 
     Args:
@@ -246,6 +247,8 @@ def plot_training_curves(history, path=None, best_epoch=None, title=None):
             counts, `loss`, `val_loss`, `accuracy`, `val_accuracy`).
         best_epoch: The 1-based epoch to mark (default: the highest `val_accuracy`, the epoch
             whose weights early stopping keeps).
+        majority: `(label, accuracy)` of always answering the most frequent validation class,
+            drawn as a line under the accuracies: a curve near it has learned little.
     """
     _require_columns(history, HISTORY_COLUMNS, "history", "a run's history.csv")
     if history.empty:
@@ -260,6 +263,9 @@ def plot_training_curves(history, path=None, best_epoch=None, title=None):
         ax.plot(epochs, history[metric], "o-", lw=1.5, label=f"train {metric}")
         ax.plot(epochs, history[f"val_{metric}"], "s-", lw=1.5, label=f"validation {metric}")
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        if metric == "accuracy" and majority is not None:
+            ax.axhline(majority[1], color="tab:red", ls=":", lw=1.5,
+                       label=f"always {majority[0]!r} ({majority[1]:.3f})")
         best = history[history["epoch"] == best_epoch - 1]
         if not best.empty:
             ax.plot([best_epoch], best[f"val_{metric}"], "*", color="black", ms=12)
@@ -269,6 +275,40 @@ def plot_training_curves(history, path=None, best_epoch=None, title=None):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(title or "Training curves")
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(report, path=None, title=None):
+    """The confusion matrix of a `seqclf.class_report.class_report` (rows: true class,
+    columns: predicted), each cell's count and share of its true class, with each class's
+    recall and precision beside the matrix."""
+    matrix = np.asarray(report["confusion_matrix"]["counts"], dtype=float)
+    names = report["confusion_matrix"]["labels"]
+    k = len(names)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = min(2.5 + 0.7 * k, 14)
+    fig = _figure((side + 1.5, side))
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
+    if k <= 20:  # beyond, the numbers would not fit their cells
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(matrix[i, j])}\n{share[i, j]:.0%}", ha="center",
+                        va="center", fontsize="small",
+                        color="white" if share[i, j] > 0.5 else "black")
+    per_class = report["per_class"]
+    ax.set_xticks(range(k), [f"{n}\nprecision {per_class[n]['precision']:.2f}" for n in names],
+                  rotation=0 if k <= 4 else 45, fontsize="small")
+    ax.set_yticks(range(k), [f"{n}\nrecall {per_class[n]['recall']:.2f}" for n in names],
+                  fontsize="small")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    majority = report["majority_baseline"]
+    ax.set_title(title or (f"accuracy {report['accuracy']:.3f}, macro-F1 "
+                           f"{report['macro_f1']:.3f} ({report['n']} rows); always "
+                           f"{majority['label']!r}: {majority['accuracy']:.3f}"),
+                 fontsize="medium")
     return _save(fig, path)
 
 
@@ -361,7 +401,9 @@ def plot_run(run_dir):
 
     `curves.png` from `history.csv` (best epoch from `metrics.json` when there is one);
     `gradients.png` from `gradient_stats.csv` (runs with `--gradient-stats`);
-    `gradients_by_position.png` from `gradients_by_position.csv` (recurrent models).
+    `gradients_by_position.png` from `gradients_by_position.csv` (recurrent models);
+    `confusion.png` from `metrics.json`'s validation report (finished runs), whose majority
+    baseline `curves.png` draws too.
     """
     from seqclf.run_dir import RunDir
 
@@ -372,12 +414,21 @@ def plot_run(run_dir):
             f"{run.path} has no {RunDir.HISTORY}: not a seqclf run directory, or no epoch has "
             f"finished yet. Received: {run.path!r}"
         )
-    best_epoch = None
+    best_epoch, report = None, None
     if run.is_finished():
-        best_epoch = run.read_metrics().get("best_epoch")
+        metrics = run.read_metrics()
+        best_epoch = metrics.get("best_epoch")
+        report = metrics.get("validation_report")  # absent from runs older than it
+    majority = None
+    if report is not None:
+        majority = (report["majority_baseline"]["label"], report["majority_baseline"]["accuracy"])
+    name = os.path.basename(os.path.abspath(run.path))
     written = [run.file(RunDir.CURVES_PLOT)]
     plot_training_curves(pd.read_csv(history_path), path=written[0], best_epoch=best_epoch,
-                         title=f"Training curves: {os.path.basename(os.path.abspath(run.path))}")
+                         title=f"Training curves: {name}", majority=majority)
+    if report is not None:
+        written.append(run.file(RunDir.CONFUSION_PLOT))
+        plot_confusion_matrix(report, path=written[-1])
     for csv, png, plot in (
         (RunDir.GRADIENT_STATS, RunDir.GRADIENTS_PLOT, plot_gradient_overview),
         (RunDir.GRADIENTS_BY_POSITION, RunDir.GRADIENTS_BY_POSITION_PLOT,

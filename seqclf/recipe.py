@@ -123,9 +123,9 @@ def choose(stats, *, batch_size=32, model="lstm"):
     # kept; training stops once validation accuracy has not improved for PATIENCE epochs
     # (on small data the best epoch comes early and the rest only overfit).
     s["patience"] = min(PATIENCE, s["epochs"])
-    why.append(f"{stats.n_train} examples = {steps_per_epoch} steps/epoch -> up to "
-               f"{s['epochs']} epochs, cosine-annealed, stopped after {s['patience']} without "
-               "improvement, best epoch kept")
+    why.append(f"{stats.n_train} training examples: up to {s['epochs']} passes over them; "
+               f"training stops after {s['patience']} without a better validation score and "
+               "keeps the best")
 
     # Cut nothing the training data shows (batches are padded to their own longest text, so
     # the bound costs only where texts are that long), up to a cap for heavy tails. Test texts
@@ -133,15 +133,16 @@ def choose(stats, *, batch_size=32, model="lstm"):
     s["max_length"] = int(np.clip(8 * math.ceil(stats.length_max / 8), 8, MAX_LENGTH_CAP))
     long_texts = stats.length_median >= LONG_TEXT_TOKENS
     s["pooling"] = "max" if long_texts else "last"
-    why.append(f"median {stats.length_median:g} tokens, max {stats.length_max} -> max_length "
-               f"{s['max_length']}, pooling {s['pooling']}"
-               + (" (long texts)" if long_texts else ""))
+    why.append(f"texts of {stats.length_median:g} words typically, {stats.length_max} at most: "
+               f"read up to {s['max_length']} words"
+               + ("; long texts, so the strongest signal anywhere in a text counts "
+                  "(--pooling max), not only what reaches its end" if long_texts else ""))
 
     s["max_tokens"] = int(np.clip(stats.vocabulary + 2, MIN_VOCAB, MAX_VOCAB))
     # What the vectorizer will hold (max_tokens is a bound: a small vocabulary stays whole).
     kept = min(s["max_tokens"], stats.vocabulary + 2)
-    why.append(f"{stats.vocabulary} distinct tokens, {stats.rare_share:.0%} seen once -> "
-               f"vocabulary {kept}")
+    why.append(f"vocabulary: {kept} words ({stats.vocabulary} distinct, "
+               f"{stats.rare_share:.0%} of them seen once)")
 
     # The linear bag of n-grams beside the recurrent path; bigram buckets ~ 4x the vocabulary.
     if model == "bow":
@@ -149,15 +150,16 @@ def choose(stats, *, batch_size=32, model="lstm"):
         s["ngram_buckets"] = 0
     else:
         s["ngram_buckets"] = int(np.clip(_pow2_at_least(4 * s["max_tokens"]), 2**14, 2**18))
-        why.append(f"a linear n-gram path (unigrams + {s['ngram_buckets']} bigram buckets) "
-                   "fitted first, blended with the recurrent model on validation data")
+        why.append("a word and word-pair counting model is fitted beside the recurrent one; "
+                   "the two are blended as the validation data shows best")
 
     if stats.smallest_class < 10:
         why.append(f"the smallest of {stats.num_classes} classes has {stats.smallest_class} "
                    "training examples: too few to learn it reliably")
     if stats.largest_class and stats.smallest_class < 0.1 * stats.largest_class:
         why.append(f"imbalanced classes ({stats.smallest_class} vs {stats.largest_class} "
-                   "examples): accuracy favours the large ones; look at per-class results")
+                   "examples): accuracy favours the large ones; see the per-class results at "
+                   "the end, and consider --class-weight balanced")
 
     # One recurrent model: the fitted linear path, blended in, brings what an ensemble of
     # recurrent models brought, at a fraction of the cost (bench/tune_recipe.md, round 13).

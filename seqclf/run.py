@@ -44,6 +44,7 @@ import numpy as np
 
 from seqclf import linear_path, training
 from seqclf import members as ensemble_members
+from seqclf.class_report import REPORT_FIELDS, class_report
 from seqclf.data import load_spec, shuffle_words
 from seqclf.data.pipeline import string_values
 from seqclf.errors import SeqclfError
@@ -108,6 +109,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     # TensorBoard log directory (epoch metrics, learning rate, gradient statistics); None: none.
     tensorboard: str | None = None
+    # "balanced" (each class weighs n / (classes * its rows)) or "LABEL=WEIGHT,..." (others 1);
+    # None: every example weighs 1.
+    class_weight: str | None = None
 
 
 def fixed_config(**kwargs):
@@ -132,14 +136,18 @@ def train(config):
     training.write_start_stage(setup, built)
     callbacks, backup = training.callbacks_stage(setup, built, val_data)
     train_seconds = training.fit_stage(built, train_ds, val_ds, callbacks, backup)
-    members = ()
+    members, first_member = (), None
     if built.config.members > 1:
+        if pool is not None and linear is None:
+            # The other members train on parts of this validation split: only the first
+            # member's predictions of it are held out.
+            first_member = training.predicted_classes(built, val_data)
         members = ensemble_members.members_stage(setup, built, train_data, val_data, pool)
     blend = None
     if linear is not None:
         blend = linear_path.blend_stage(built, linear, val_data, pool)
     return training.write_results_stage(setup, built, backup, train_seconds, train_data,
-                                        val_data, members, blend)
+                                        val_data, members, blend, first_member=first_member)
 
 
 @dataclasses.dataclass
@@ -175,7 +183,9 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
 
     Besides `accuracy` it reports `shuffled_accuracy`: the accuracy when the words of every text
     are randomly permuted (seeded). The drop from `accuracy` tells how much the model relies on
-    word order; an order-blind model loses nothing.
+    word order; an order-blind model loses nothing. With them, the per-class results of
+    `seqclf.class_report.class_report`: `macro_f1`, `per_class`, `confusion_matrix` and
+    `majority_baseline` (what always answering the most frequent class scores).
     """
     run = load_run(run_dir)
     cfg = run.config
@@ -187,22 +197,28 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
         label_names=run.label_names, quiet=quiet,
     )
     batch_size = batch_size or cfg.get("batch_size") or 32
+    labels = np.asarray(dataset.labels, dtype="int64")
 
-    def score(texts):
-        return run.classifier.evaluate(texts, dataset.labels, batch_size=batch_size, verbose=0,
-                                       return_dict=True)
+    def probabilities(texts):
+        return run.classifier.predict(texts, batch_size=batch_size, verbose=0)
 
-    plain = score(dataset.texts)
-    shuffled = score(shuffle_words(dataset.texts, seed=seed))
+    plain = probabilities(dataset.texts)
+    predicted = np.argmax(plain, axis=1)
+    report = class_report(labels, predicted, run.label_names)
+    shuffled = float(np.mean(
+        np.argmax(probabilities(shuffle_words(dataset.texts, seed=seed)), axis=1) == labels))
+    # Keras' sparse categorical cross-entropy of probabilities: clipped to [1e-7, 1 - 1e-7].
+    picked = np.clip(plain[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
     result = {
         "data": data,
         "n": len(dataset),
-        "accuracy": float(plain["accuracy"]),
-        "loss": float(plain["loss"]),
-        "shuffled_accuracy": float(shuffled["accuracy"]),
-        "order_drop": float(plain["accuracy"] - shuffled["accuracy"]),
+        "accuracy": report["accuracy"],
+        "loss": float(-np.mean(np.log(picked))),
+        "shuffled_accuracy": shuffled,
+        "order_drop": report["accuracy"] - shuffled,
         "shuffle_seed": seed,
         "skipped": dataset.skipped,
+        **{k: report[k] for k in REPORT_FIELDS},
     }
     RunDir(run_dir).write_evaluation(data, result)
     return result

@@ -90,6 +90,7 @@ class RunDir:
     GRADIENTS_BY_POSITION = "gradients_by_position.csv"
     METRICS = "metrics.json"
     CURVES_PLOT = "curves.png"
+    CONFUSION_PLOT = "confusion.png"
     GRADIENTS_PLOT = "gradients.png"
     GRADIENTS_BY_POSITION_PLOT = "gradients_by_position.png"
     EVALUATIONS = "evaluations"

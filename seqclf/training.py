@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -21,6 +22,7 @@ import numpy as np
 from seqclf._checks import check_int, check_positive_int, check_train_settings
 from seqclf._io import remove_stale_temporaries
 from seqclf.callbacks.run_backup import RunBackup
+from seqclf.class_report import class_report, collapse_warning, format_report
 from seqclf.data import load_spec, make_dataset, parse_spec
 from seqclf.data.pipeline import bucket_batch_sizes, bucket_boundaries
 from seqclf.distribute import (
@@ -33,6 +35,7 @@ from seqclf.distribute import (
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier, compile_classifier
 from seqclf.models.text_classifier import adapt_with_recipe, backbone_from_settings
+from seqclf.models.text_inputs import class_weights
 from seqclf.names import LR_SCHEDULES
 from seqclf.optimizers import make_optimizer
 from seqclf.recipe import RECIPE_FIELDS, RECIPES
@@ -81,6 +84,11 @@ def _default_val_spec(data_spec):
         return None
     base = data_spec.rsplit(":", 1)[0] if parsed.split else data_spec
     return f"{base}:validation"
+
+
+def member_header(config, k):
+    """How the output names ensemble member `k` (0-based): as the user counts, from 1."""
+    return f"member {k + 1} of {config.members} (seed {config.seed + k})"
 
 
 def say(config, message):
@@ -151,8 +159,61 @@ def _tensorboard_callback(log_dir):
     return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)
 
 
+def parse_class_weight(text):
+    """`--class-weight` as `class_weights` takes it: `"balanced"`, or a dict of label names to
+    weights from `LABEL=WEIGHT,...` (labels not named keep weight 1). None stays None."""
+    if text is None or text == "balanced":
+        return text
+
+    def refuse(why):
+        return SeqclfError(f"--class-weight takes 'balanced' or LABEL=WEIGHT,...; {why}. "
+                           f"Received: class_weight={text!r}")
+
+    if not isinstance(text, str):
+        raise refuse("it must be a string")
+    weights = {}
+    for part in text.split(","):
+        label, equals, number = part.rpartition("=")
+        label = label.strip()
+        if not equals or not label:
+            raise refuse(f"{part.strip()!r} is not LABEL=WEIGHT")
+        if label in weights:
+            raise refuse(f"label {label!r} is given twice")
+        try:
+            weight = float(number)
+        except ValueError:
+            raise refuse(f"the weight of {label!r} is not a number") from None
+        if not (np.isfinite(weight) and weight > 0):
+            # A weight of 0 would drop the label's rows from training without a word.
+            raise refuse(f"weights must be finite and positive, {label!r} has {number.strip()}")
+        weights[label] = weight
+    return weights
+
+
+def per_class_weights(config, train_data):
+    """The weight of each class id that `config.class_weight` asks for, or None."""
+    weights = parse_class_weight(config.class_weight)
+    if weights is None:
+        return None
+    names = [str(n) for n in train_data.label_names]
+    if isinstance(weights, dict):
+        unknown = [label for label in weights if label not in names]
+        if unknown:
+            raise SeqclfError(
+                f"--class-weight names labels the training data does not have: "
+                f"{', '.join(map(repr, unknown))}; its labels are {', '.join(names)}. "
+                f"Received: class_weight={config.class_weight!r}"
+            )
+    # Streamed data keep their rows per class (`class_counts`), not every label.
+    counts = getattr(train_data, "class_counts", None)
+    if counts is None:
+        counts = np.bincount(train_data.labels, minlength=train_data.num_classes)
+    return class_weights(weights, None, names, counts=counts)
+
+
 def _check_config(config):
     """Settings that are wrong whatever the data: refused before any work."""
+    parse_class_weight(config.class_weight)
     if config.lr_schedule is not None and config.lr_schedule not in LR_SCHEDULES:
         raise SeqclfError(
             f"Unknown learning-rate schedule. Expected one of: {', '.join(LR_SCHEDULES)}. "
@@ -316,11 +377,14 @@ class _Model:
     boundaries: list | None
     steps_per_epoch: int
     embeddings: np.ndarray | None = None  # pretrained vectors, for the ensemble's other members
+    class_weights: np.ndarray | None = None  # by class id (`--class-weight`); None: all 1
 
 
 def model_stage(setup, train_data, val_spec):
     """The recipe, the preprocessor adapted on the training texts, the compiled backbone."""
     config, strategy = setup.config, setup.strategy
+    # Before the preprocessor adapts: a label the data lacks is refused at once.
+    weights = per_class_weights(config, train_data)
     class_counts = getattr(train_data, "class_counts", None)
     if class_counts is None:
         class_counts = np.bincount(train_data.labels, minlength=train_data.num_classes)
@@ -329,7 +393,7 @@ def model_stage(setup, train_data, val_spec):
         n_train=len(train_data),
     )
     config = dataclasses.replace(config, **values)
-    say(config, f"recipe {config.recipe}: " + "; ".join(record["why"]))
+    say(config, f"recipe {config.recipe}:" + "".join(f"\n  - {line}" for line in record["why"]))
     vocabulary = preprocessor.vocabulary
     # Streamed data: lengths of its bounded sample, scaled to the whole (exact in memory).
     truncated = round((lengths > config.max_length).sum() * len(train_data)
@@ -371,8 +435,11 @@ def model_stage(setup, train_data, val_spec):
         compile_backbone(config, backbone, steps_per_epoch, setup.optimizer)
     settings = {**dataclasses.asdict(config), "val": val_spec}
     classifier = TextClassifier(backbone, preprocessor, train_data.label_names, settings=settings)
+    if weights is not None:
+        say(config, "class weights: " + ", ".join(
+            f"{name} {w:.3g}" for name, w in zip(train_data.label_names, weights)))
     return _Model(config, classifier, record, lengths, truncated, boundaries, steps_per_epoch,
-                  embeddings)
+                  embeddings, weights)
 
 
 def compile_backbone(config, backbone, steps_per_epoch, optimizer=None):
@@ -383,7 +450,8 @@ def compile_backbone(config, backbone, steps_per_epoch, optimizer=None):
             config.learning_rate, decay_steps=steps_per_epoch * config.epochs
         ))
     compile_classifier(backbone, optimizer or _make_optimizer(config),
-                       steps_per_execution=config.steps_per_execution)
+                       steps_per_execution=config.steps_per_execution,
+                       weighted_accuracy=config.class_weight is not None)
 
 
 def datasets_stage(setup, built, train_data, val_data, *, model=None, seed=None):
@@ -402,11 +470,27 @@ def datasets_stage(setup, built, train_data, val_data, *, model=None, seed=None)
         tokenizer, max_length=config.max_length, batch_size=config.batch_size,
         boundaries=built.boundaries,
     )
+    if built.class_weights is not None:
+        # Validation weighted too: early stopping and the plateau schedule then follow the
+        # objective trained for (with "balanced", val_accuracy is about the mean recall), where
+        # plain accuracy would keep the epoch that answers the large class everywhere.
+        train_ds, val_ds = (_with_class_weights(ds, built.class_weights)
+                            for ds in (train_ds, val_ds))
     # Every worker runs the same seeded pipeline (in memory or streamed, same batches in the same
     # order) and keeps its replicas' share of each global batch (see seqclf.distribute); no-ops
     # under the default strategy.
     build_before_fit(model, strategy, train_ds.element_spec)
     return distribute_dataset(strategy, train_ds), shard_by_data(val_ds)
+
+
+def _with_class_weights(dataset, weights):
+    """`(ids, labels)` batches → `(ids, labels, weights of the labels)`: sample weights, the
+    third part Keras reads. In the pipeline rather than `fit`'s `class_weight`, so that
+    streamed and distributed datasets take them alike."""
+    import tensorflow as tf
+
+    weights = tf.constant(weights, tf.float32)
+    return dataset.map(lambda ids, labels: (ids, labels, tf.gather(weights, labels)))
 
 
 def write_start_stage(setup, built):
@@ -485,12 +569,14 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
         # Killed after training ended (in an ensemble's later members, or before metrics.json):
         # fit runs no epoch, and early stopping puts the best epoch's weights back.
         say(config, f"resuming {config.out}: "
-                     + ("member 0" if config.members > 1 else "the model")
+                     + ("member 1" if config.members > 1 else "the model")
                      + f" had finished training (epoch {state['epoch']} of {config.epochs}); "
                      "restoring its best epoch from the backup")
     elif state is not None:
         say(config, f"resuming {config.out} at epoch {state['epoch'] + 1} of {config.epochs} "
                      f"(restoring the backup of epoch {state['epoch']})")
+    if config.members > 1:
+        say(config, member_header(config, 0))
     start = time.perf_counter()
     with quiet_end_of_data(), data_errors():
         built.classifier.backbone.fit(
@@ -512,15 +598,63 @@ def fit_stage(built, train_ds, val_ds, callbacks, backup):
     return seconds
 
 
+def predicted_classes(built, val_data):
+    """The class ids the run's classifier predicts for the validation texts (a streamed file's:
+    its sample)."""
+    probabilities = built.classifier.predict(val_data.texts, batch_size=built.config.batch_size)
+    return np.argmax(probabilities, axis=1)
+
+
+def _validation_report(built, val_data, member_records, blend, first_member):
+    """`(report, model)`: the per-class report of the validation data and which model it scores:
+    the saved one, or, where its own predictions of the split are not held out (an ensemble
+    whose other members trained on parts of it), the first member."""
+    if blend is not None:
+        predicted, model = blend.pop("val_predicted"), "the saved model"
+    elif first_member is not None:
+        predicted, model = first_member, (f"member 1 of {len(member_records)} (the others "
+                                          "trained on parts of this validation split)")
+    else:
+        predicted, model = predicted_classes(built, val_data), "the saved model"
+    report = class_report(val_data.labels, predicted, built.classifier.label_names)
+    return {**report, "model": model}
+
+
+def _write_tensorboard_report(log_dir, report, step):
+    """The validation report in TensorBoard (`per_class/`, beside Keras' `validation/`):
+    precision, recall and F1 of each class, macro-F1, accuracy, the majority baseline, and the
+    confusion matrix as a table."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "per_class"))
+    with writer.as_default():
+        for name, figures in report["per_class"].items():
+            for key in ("precision", "recall", "f1"):
+                tf.summary.scalar(f"{key}/{name}", figures[key], step=step)
+        tf.summary.scalar("macro_f1", report["macro_f1"], step=step)
+        tf.summary.scalar("accuracy", report["accuracy"], step=step)
+        tf.summary.scalar("majority_baseline_accuracy", report["majority_baseline"]["accuracy"],
+                          step=step)
+        names = report["confusion_matrix"]["labels"]
+        rows = ["| true \\ predicted | " + " | ".join(names) + " |",
+                "|---" * (len(names) + 1) + "|"]
+        rows += [f"| {name} | " + " | ".join(map(str, row)) + " |"
+                 for name, row in zip(names, report["confusion_matrix"]["counts"])]
+        tf.summary.text("confusion_matrix", "\n".join(rows), step=step)
+    writer.close()
+
+
 def write_results_stage(setup, built, backup, train_seconds, train_data, val_data,
-                        member_records=(), blend=None):
+                        member_records=(), blend=None, first_member=None):
     """`model.keras` and `metrics.json` (which marks the run finished), then the plots.
 
     For an ensemble, `best_epoch` and `epochs` are member 0's (the other members trained on
     parts of its validation split) and `members` lists every member's; `train_seconds` adds up
     all members'. With a linear path (`blend`, `seqclf.linear_path.blend_stage`),
     `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
-    `train_seconds` includes the linear fit."""
+    `train_seconds` includes the linear fit. `validation_report` holds the per-class results
+    (`seqclf.class_report`) of the model `val_accuracy` describes; `first_member`: the first
+    member's validation predictions, for an ensemble that has no held-out ones of its own."""
     config, run, chief = built.config, setup.run, setup.chief
     # The text model, compiled as `TextClassifier.compile()` compiles it: loaded with
     # `keras.saving.load_model`, it evaluates, and trains on, at once.
@@ -558,23 +692,49 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
         "truncated_train_texts": built.truncated,
         "skipped": {"train": train_data.skipped, "val": val_data.skipped},
         "replicas": setup.strategy.num_replicas_in_sync,
+        "validation_report": _validation_report(built, val_data, member_records, blend,
+                                                first_member),
     }
+    if built.class_weights is not None:
+        # The history's accuracies are weighted by class (the early stopping criterion); the
+        # run's own figure stays the plain accuracy, as everywhere else.
+        metrics["val_accuracy"] = metrics["validation_report"]["accuracy"]
     run.write_metrics(metrics)
     # Only now: a crash before metrics.json is written still finds the backup and resumes.
     backup.delete()
     shutil.rmtree(run.file(RunDir.MEMBERS), ignore_errors=True)  # model.keras holds them all
+    report = metrics["validation_report"]
     if chief:
         from seqclf.plotting import plot_run
 
         plots = plot_run(run.path)
         say(config, "plots: " + ", ".join(os.path.basename(p) for p in plots))
+        if config.tensorboard:
+            _write_tensorboard_report(config.tensorboard, report, step=len(val_acc))
     if member_records:
-        say(config, f"{len(member_records)} members averaged; their val_accuracy: "
+        say(config, f"{len(member_records)} members averaged; each one's validation accuracy: "
                      + ", ".join(f"{r['val_accuracy']:.4f}" for r in member_records))
-    say(config, f"val_accuracy {metrics['val_accuracy']:.4f} ("
-                 + ("linear path and recurrent model blended, " if blend else "")
-                 + f"recurrent best epoch {best + 1}"
-                 + (", member 0" if member_records else "") + f"); run in {run.path}")
+    say(config, f"validation data, {report['model']}:\n{format_report(report)}")
+    warning = collapse_warning(report, class_weighted=built.class_weights is not None)
+    if warning and chief:
+        print(warning, file=sys.stderr, flush=True)  # even when quiet: the run is not usable
+    say(config, _final_line(metrics, report, blend, member_records, first_member, run.path))
     if not chief and not os.environ.get("SEQCLF_WORKER_DIR"):
         shutil.rmtree(run.path, ignore_errors=True)
     return metrics
+
+
+def _final_line(metrics, report, blend, member_records, first_member, path):
+    """The last line of a run's output: the validation score of the model it saved."""
+    if first_member is not None:
+        what = (f"validation accuracy {metrics['val_accuracy']:.4f} of member 1 (best epoch "
+                f"{metrics['best_epoch']}); the {len(member_records)} members averaged, as "
+                "saved, have no held-out score: the others trained on parts of this split")
+    else:
+        how = ("linear path and recurrent model blended" if blend
+               else f"{len(member_records)} members averaged" if member_records
+               else f"best epoch {metrics['best_epoch']} of {metrics['epochs']}")
+        what = f"validation accuracy of the saved model: {report['accuracy']:.4f} ({how})"
+    majority = report["majority_baseline"]
+    return (f"{what}; macro-F1 {report['macro_f1']:.4f}, always answering "
+            f"{majority['label']!r} would score {majority['accuracy']:.4f}; run in {path}")

@@ -328,10 +328,10 @@ def test_sigkill_between_ensemble_members_then_rerun_reuses_the_finished_ones(tm
         assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
 
     log = (tmp_path / "second.log").read_text()
-    assert "member 0 had finished training (epoch 3 of 3)" in log
-    assert "member 1 of members 0-2 (seed 1): finished before the run stopped, reused" in log
-    assert "member 2 of members 0-2 (seed 2)\n" in log
-    assert log.count("Epoch 1/3") == 1  # member 2 alone trained
+    assert "member 1 had finished training (epoch 3 of 3)" in log
+    assert "member 2 of 3 (seed 1): finished before the run stopped, reused" in log
+    assert "member 3 of 3 (seed 2)\n" in log
+    assert log.count("Epoch 1/3") == 1  # member 3 alone trained
     metrics = json.loads(open(os.path.join(run, "metrics.json")).read())
     assert [m["member"] for m in metrics["members"]] == [0, 1, 2]
     assert metrics["members"][1] == saved_record

@@ -1,5 +1,6 @@
 """What a run leaves to look at: TensorBoard events (`--tensorboard`) and PNG plots."""
 
+import json
 import os
 import struct
 
@@ -51,7 +52,10 @@ def _plugin_tags(acc, plugin):
 
 def test_tensorboard_holds_epoch_metrics_learning_rate_and_gradients(run):
     _, tb = run
-    assert sorted(os.listdir(tb)) == ["gradients", "train", "validation"]
+    assert sorted(os.listdir(tb)) == ["gradients", "per_class", "train", "validation"]
+    per_class = _plugin_tags(_events(os.path.join(tb, "per_class")), "scalars")
+    assert {"macro_f1", "majority_baseline_accuracy", "recall/negative",
+            "f1/positive"} <= per_class
     train = _events(os.path.join(tb, "train"))
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= _plugin_tags(train, "scalars")
     lr = _values(train, "epoch_learning_rate")
@@ -104,9 +108,13 @@ def test_plot_command_redraws_a_run(run, tmp_path, capsys):
     assert main(["plot", str(copy)]) == 0
     printed = capsys.readouterr().out.split()
     assert [os.path.basename(p) for p in printed] == [
-        "curves.png", "gradients.png", "gradients_by_position.png"]
+        "curves.png", "confusion.png", "gradients.png", "gradients_by_position.png"]
     assert all(_png_size(p) for p in printed)
     os.remove(copy / "gradient_stats.csv")
+    # A run older than the per-class report: no confusion matrix to draw.
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps(
+        {k: v for k, v in metrics.items() if k != "validation_report"}))
     assert [os.path.basename(p) for p in plot_run(copy)] == [
         "curves.png", "gradients_by_position.png"]
     assert main(["plot", str(tmp_path / "nothing")]) == 2

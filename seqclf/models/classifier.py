@@ -221,8 +221,13 @@ def build_classifier(
     return keras.Model(inputs, outputs, name=name or cell)
 
 
-def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimizer_kwargs):
+def compile_classifier(model, optimizer=None, *, steps_per_execution=1, weighted_accuracy=False,
+                       **optimizer_kwargs):
     """Compiles with sparse categorical cross-entropy and accuracy.
+
+    `weighted_accuracy=True`: the accuracy (still named `accuracy`) counts each example by its
+    sample weight, as the loss does; with class weights, validation accuracy then rewards the
+    rare classes as training does (Keras' `weighted_metrics`).
 
     `steps_per_execution=k` runs k training steps per call into the compiled train function.
     On CPU, a small recurrent model's step is short enough that Python and dispatch overhead per
@@ -245,7 +250,7 @@ def compile_classifier(model, optimizer=None, *, steps_per_execution=1, **optimi
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        **{"weighted_metrics" if weighted_accuracy else "metrics": ["accuracy"]},
         steps_per_execution=steps_per_execution,
         **compile_options(optimizer),
     )

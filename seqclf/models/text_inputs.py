@@ -148,9 +148,10 @@ def check_weights(sample_weight, n):
     return weights
 
 
-def class_weights(class_weight, labels, label_names):
+def class_weights(class_weight, labels, label_names, *, counts=None):
     """Per-class weights (an array by class id) from `class_weight`: a dict of label names or
-    class ids to weights, or `"balanced"` (scikit-learn's n / (k * count), k the classes seen)."""
+    class ids to weights, or `"balanced"` (scikit-learn's n / (k * count), k the classes seen).
+    `counts` (rows per class id) stands in for `labels` where they are not all in memory."""
     k = len(label_names)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
@@ -158,10 +159,12 @@ def class_weights(class_weight, labels, label_names):
                 "`class_weight` must be a dict or 'balanced'. "
                 f"Received: class_weight={class_weight!r}"
             )
-        counts = np.bincount(labels, minlength=k).astype("float64")
+        if counts is None:
+            counts = np.bincount(labels, minlength=k)
+        counts = np.asarray(counts, dtype="float64")
         seen = counts > 0
         out = np.zeros(k)
-        out[seen] = len(labels) / (seen.sum() * counts[seen])
+        out[seen] = counts.sum() / (seen.sum() * counts[seen])
         return out
     if not isinstance(class_weight, dict):
         raise SeqclfError(
