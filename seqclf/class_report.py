@@ -97,7 +97,7 @@ def collapse_warning(report, *, class_weighted=False):
                 f"{majority['accuracy']:.3f}")
     hint = "more data of the rare classes" if class_weighted else (
         "--class-weight balanced, or more data of the rare classes")
-    return ("warning: the model has collapsed towards the frequent classes: " + "; ".join(said)
+    return ("warning: the model has collapsed (it mostly answers one class): " + "; ".join(said)
             + f". Try {hint}.")
 
 

@@ -189,7 +189,10 @@ def _cmd_evaluate(args):
     # warning even with --quiet.
     if not args.quiet:
         print(format_report(result), file=sys.stderr)
-    warning = collapse_warning(result)
+    from seqclf.run_dir import RunDir
+
+    weighted = RunDir(args.run_dir).read_config().get("class_weight") is not None
+    warning = collapse_warning(result, class_weighted=weighted)
     if warning:
         print(warning, file=sys.stderr)
     print(json.dumps(result, sort_keys=True))

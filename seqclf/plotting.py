@@ -420,12 +420,18 @@ def plot_run(run_dir):
         best_epoch = metrics.get("best_epoch")
         report = metrics.get("validation_report")  # absent from runs older than it
     majority = None
-    if report is not None:
+    # With class weights the history's accuracies are weighted by class: the plain accuracy of
+    # the all-majority answer would not compare with them (confusion.png has it).
+    weighted = run.read_config().get("class_weight") if os.path.exists(
+        run.file(RunDir.CONFIG)) else None
+    if report is not None and not weighted:
         majority = (report["majority_baseline"]["label"], report["majority_baseline"]["accuracy"])
     name = os.path.basename(os.path.abspath(run.path))
     written = [run.file(RunDir.CURVES_PLOT)]
     plot_training_curves(pd.read_csv(history_path), path=written[0], best_epoch=best_epoch,
-                         title=f"Training curves: {name}", majority=majority)
+                         title=f"Training curves: {name}"
+                         + (" (loss and accuracy weighted by class)" if weighted else ""),
+                         majority=majority)
     if report is not None:
         written.append(run.file(RunDir.CONFUSION_PLOT))
         plot_confusion_matrix(report, path=written[-1])
