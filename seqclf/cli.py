@@ -108,9 +108,9 @@ def _add_train(sub, parents):
     clip.add_argument("--no-clip", action="store_true",
                       help="no gradient clipping (default: --clipnorm at its README default)")
     p.add_argument("--class-weight", metavar="balanced|LABEL=W,...",
-                   help="weigh the training loss by class: balanced (each class as much as the "
-                        "others together, for imbalanced data) or given weights (labels not "
-                        "named weigh 1)")
+                   help="weigh the training loss by class: balanced (every class weighs the "
+                        "same in total, for imbalanced data) or given weights (labels not named "
+                        "weigh 1); early stopping then follows the class-weighted accuracy")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--text-column")
