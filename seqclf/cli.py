@@ -29,6 +29,16 @@ EPILOG = f"""data specs (SPEC):
 """
 
 
+PREDICT_DESCRIPTION = """Classify TEXT arguments (one JSON line each: text, label, class_id,
+probabilities), or with --data a whole file, streamed in batches: every input row gives one
+output row, in order, with all its input columns plus `predicted_label` and the probabilities
+(a `probabilities` object in JSONL, `probability_<label>` columns in CSV). The model is loaded
+once. An empty text (or one of punctuation only) is classified as the model sees it, with no
+words (as `predict RUN ""` is): the answer the model gives a text it knows nothing about. The
+summary line on standard error counts such rows.
+"""
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -183,8 +193,13 @@ def _cmd_evaluate(args):
 
 
 def _cmd_predict(args):
+    if args.data is not None:
+        return _predict_data(args)
+    if args.output is not None:
+        raise _user_error(f"--output needs --data. Received: output={args.output!r}")
     if not args.texts:
-        raise _user_error("Give at least one TEXT to classify. Received: no texts")
+        raise _user_error("Give at least one TEXT to classify, or --data FILE. "
+                          "Received: no texts")
     if args.server:
         from seqclf.serving import predict_texts
 
@@ -197,9 +212,30 @@ def _cmd_predict(args):
             raise _user_error("Give a RUN_DIR, or --server and --model-name. Received: neither")
         from seqclf.run import predict
 
-        results = predict(args.run_dir, args.texts)
+        results = predict(args.run_dir, args.texts, batch_size=args.batch_size)
     for r in results:
         print(json.dumps(r, ensure_ascii=False))
+
+
+def _predict_data(args):
+    if args.texts or args.server:
+        given = f"texts={args.texts!r:.80}" if args.texts else f"server={args.server!r}"
+        raise _user_error(f"--data classifies a file with a RUN_DIR; give no TEXT and no "
+                          f"--server with it. Received: {given}")
+    if not args.run_dir:
+        raise _user_error("--data needs a RUN_DIR. Received: none")
+    from seqclf.batch_predict import output_format, predict_file, summary
+
+    if args.output is not None:
+        output_format(args.output)  # refuse a taken name before paying for the model
+    from seqclf.run import load_run
+
+    classifier = load_run(args.run_dir).classifier
+    result = predict_file(classifier, args.data, output=args.output,
+                          text_column=args.text_column, batch_size=args.batch_size,
+                          progress=not args.quiet)
+    if not args.quiet or result["empty_texts"] or result["skipped"]:
+        print(f"seqclf predict: {summary(result, args.data)}", file=sys.stderr)
 
 
 def _cmd_export(args):
@@ -260,10 +296,23 @@ def build_parser():
     p.add_argument("--data-dir")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("predict", help="classify texts; one JSON line per text", parents=parents)
+    p = sub.add_parser("predict", help="classify texts or a file; one JSON line per text",
+                       description=PREDICT_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
                    help="a trained run (omit with --server)")
     p.add_argument("texts", metavar="TEXT", nargs="*")
+    p.add_argument("--data", metavar="FILE",
+                   help="classify every row of a .tsv/.csv/.jsonl/.parquet file, or - for "
+                        "standard input (one text per line)")
+    p.add_argument("--output", metavar="FILE",
+                   help="with --data: write a .csv or .jsonl file, which must not exist "
+                        "(default: JSONL on standard output)")
+    p.add_argument("--text-column", help="with --data: the column holding the texts")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="texts per model call (default: 64)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no summary line")
     p.add_argument("--server", metavar="HOST:PORT", help="ask a TensorFlow Serving server")
     p.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
     p.add_argument("--model-name")
