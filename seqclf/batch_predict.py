@@ -29,6 +29,7 @@ import os
 import re
 import sys
 
+from seqclf._checks import check_new_file
 from seqclf.data.pipeline import PUNCTUATION
 from seqclf.errors import SeqclfError
 
@@ -47,18 +48,7 @@ _NO_WORDS = re.compile(f"(?:{PUNCTUATION}|\\s|\x00)*")
 def output_format(output):
     """The format (`csv`, `jsonl`) of an output path; errors for an unknown suffix or a path
     that exists (nothing of the user's is replaced)."""
-    ext = os.path.splitext(output)[1].lower()
-    if ext not in OUTPUT_FORMATS:
-        raise SeqclfError(
-            f"Unknown output file type. Expected one of: {', '.join(sorted(OUTPUT_FORMATS))}. "
-            f"Received: output={output!r}"
-        )
-    if os.path.lexists(output):
-        raise SeqclfError(
-            f"{output}: the output file exists; seqclf does not replace it. Choose another name "
-            f"or remove it first. Received: output={output!r}"
-        )
-    return OUTPUT_FORMATS[ext]
+    return OUTPUT_FORMATS[check_new_file("output", output, OUTPUT_FORMATS)]
 
 
 class _Source:

@@ -1,4 +1,4 @@
-"""The `seqclf` command line: train, evaluate, predict, export, plot, demo.
+"""The `seqclf` command line: train, evaluate, predict, explain, export, plot, demo.
 
 User errors (bad data, bad arguments) print one `error: ...` line and exit with status 2; no
 TensorFlow stack trace is shown for them.
@@ -36,6 +36,19 @@ output row, in order, with all its input columns plus `predicted_label` and the 
 once. An empty text (or one of punctuation only) is classified as the model sees it, with no
 words (as `predict RUN ""` is): the answer the model gives a text it knows nothing about. The
 summary line on standard error counts such rows.
+"""
+
+
+EXPLAIN_DESCRIPTION = """Print each TEXT as the model reads it (lower-cased, punctuation
+stripped) with a weight per word: how much the predicted label's probability falls when that
+word is deleted (occlusion, for the whole model: n-gram and recurrent paths). Positive weights
+support the predicted label, negative ones speak against it, e.g.
+
+  negative (0.99): the(+0.00) ending(-0.00) was(+0.00) not(+0.49) good(+0.14) just(+0.07) bad(+0.07)
+
+Occlusion was chosen over gradient x input and integrated gradients by a deletion test of
+faithfulness (bench/explain_faithfulness.md). Words beyond the run's max_length are not read
+(weight 0). --html and --png files must not exist.
 """
 
 
@@ -238,6 +251,30 @@ def _predict_data(args):
         print(f"seqclf predict: {summary(result, args.data)}", file=sys.stderr)
 
 
+def _cmd_explain(args):
+    if not args.texts:
+        raise _user_error("Give at least one TEXT to explain. Received: no texts")
+    from seqclf._checks import check_new_file
+
+    # Taken names are refused before the model is loaded; nothing of the user's is replaced.
+    if args.html is not None:
+        check_new_file("html", args.html, (".html", ".htm"))
+    if args.png is not None:
+        check_new_file("png", args.png, (".png",))
+    from seqclf.explain import plot_heat_lines, to_html
+    from seqclf.run import load_run
+
+    explanations = load_run(args.run_dir).classifier.explain(args.texts, method=args.method)
+    for e in explanations:
+        print(json.dumps(e.as_dict(), ensure_ascii=False) if args.json else str(e))
+    if args.html is not None:
+        from seqclf._io import atomic_write_text
+
+        atomic_write_text(args.html, to_html(explanations))
+    if args.png is not None:
+        plot_heat_lines(explanations, args.png)
+
+
 def _cmd_export(args):
     from seqclf.serving import export_run
 
@@ -318,6 +355,19 @@ def build_parser():
     p.add_argument("--model-name")
     p.add_argument("--version", type=_positive_int)
 
+    p = sub.add_parser("explain", help="which words decided each text's predicted label",
+                       description=EXPLAIN_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("texts", metavar="TEXT", nargs="*")
+    p.add_argument("--method", choices=names.EXPLAIN_METHODS, default="occlusion",
+                   help="occlusion (default): the probability's fall when the token is deleted, "
+                        "for the whole model; the gradient methods need a recurrent model "
+                        "without the n-gram path (--ngram-buckets 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.add_argument("--html", metavar="FILE", help="also write the texts as shaded HTML")
+    p.add_argument("--png", metavar="FILE", help="also draw the texts as heat lines in a PNG")
+
     p = sub.add_parser("export", help="export a run as a TensorFlow Serving SavedModel",
                        parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -344,6 +394,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "explain": _cmd_explain,
     "export": _cmd_export,
     "plot": _cmd_plot,
     "demo": _cmd_demo,

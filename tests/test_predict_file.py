@@ -169,14 +169,14 @@ def test_existing_output_is_refused_and_left_alone(run_dir, tmp_path, capsys):
     output.write_text("the user's own file\n")
     assert main(["predict", run_dir, "--data", data, "--output", str(output)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "the output file exists" in err
+    assert err.count("\n") == 1 and "the file exists; seqclf does not replace it" in err
     assert err.rstrip().endswith(f"Received: output={str(output)!r}")
     assert output.read_text() == "the user's own file\n"
     assert sorted(os.listdir(tmp_path)) == ["in.csv", "out.jsonl"]
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--output", "x.txt"], "Unknown output file type"),
+    (["--output", "x.txt"], "`output` must end in one of: .csv, .json, .jsonl"),
     (["--text-column", "nope"], "no text column 'nope'"),
     (["hello"], "give no TEXT and no --server"),
 ])
