@@ -4,12 +4,13 @@ A faithful attribution ranks first the tokens the prediction depends on most: de
 top-k tokens should lower the predicted class's probability more than deleting k tokens picked
 at random. For each method this trains small models on the embedded word-order data (whose
 label is decided by a few words: the sentiment adjectives and the contrast or negation word
-around them), explains `N_TEXTS` test texts and reports:
+around them) and on SST-2 when `../shared/data` has it, explains `N_TEXTS` test texts and
+reports:
 
 * `drop@k`: the mean fall of the predicted class's probability when the k highest-weighted
   tokens are deleted (higher is more faithful);
-* `top1 decisive`: how often the highest-weighted token is a sentiment adjective or a
-  contrast/negation word (`DECISIVE`);
+* `top1 decisive` (word-order data only): how often the highest-weighted token is a sentiment
+  adjective or a contrast/negation word (`decisive_words`);
 * seconds per 100 texts.
 
 `random` ranks the tokens by a seeded random permutation (mean over `RANDOM_SEEDS`). Two models:
@@ -23,6 +24,8 @@ Run: `python -m bench.explain_faithfulness` (a few minutes on a CPU). Results:
 import time
 
 import numpy as np
+
+from bench.harness import SST2_DEV, SST2_TRAIN
 
 CONFIG = "word_order"  # the default config: short sentences, 20,000 training texts
 TRAIN_TEXTS = 6_000
@@ -42,11 +45,11 @@ def decisive_words():
     return set(word_order.POSITIVE) | set(word_order.NEGATIVE) | markers
 
 
-def load():
+def load(train_spec, test_spec):
     from seqclf.data import load_spec
 
-    train = load_spec(f"{CONFIG}:train", quiet=True)
-    test = load_spec(f"{CONFIG}:test", quiet=True)
+    train = load_spec(train_spec, quiet=True)
+    test = load_spec(test_spec, quiet=True)
     rng = np.random.default_rng(SEED)
     pick = rng.permutation(len(train))[:TRAIN_TEXTS]
     few = rng.permutation(len(test))[:N_TEXTS]
@@ -83,8 +86,9 @@ def deletion_drops(clf, explanations, rankings):
     return drops
 
 
-def top1_decisive(explanations, rankings):
-    words = decisive_words()
+def top1_decisive(explanations, rankings, words):
+    if words is None:
+        return float("nan")
     hits = [e.tokens[r[0]] in words for e, r in zip(explanations, rankings) if r]
     return float(np.mean(hits))
 
@@ -99,40 +103,46 @@ def measure(clf, texts, method):
     return explanations, ranked, seconds
 
 
-def rows_for(name, clf, texts, methods):
+def rows_for(name, clf, texts, methods, words):
     rows = []
     explanations = None
     for method in methods:
         explanations, ranked, seconds = measure(clf, texts, method)
         rows.append((name, method, deletion_drops(clf, explanations, ranked),
-                     top1_decisive(explanations, ranked), 100 * seconds / len(texts)))
+                     top1_decisive(explanations, ranked, words), 100 * seconds / len(texts)))
     drops, hits = {k: [] for k in KS}, []
     for seed in range(RANDOM_SEEDS):
         rng = np.random.default_rng(seed)
         ranked = [list(rng.permutation(len(e.tokens))) for e in explanations]
         for k, v in deletion_drops(clf, explanations, ranked).items():
             drops[k].append(v)
-        hits.append(top1_decisive(explanations, ranked))
+        hits.append(top1_decisive(explanations, ranked, words))
     rows.append((name, "random", {k: float(np.mean(v)) for k, v in drops.items()},
                  float(np.mean(hits)), 0.0))
     return rows
 
 
 def main():
-    texts, labels, names, test_texts, test_labels = load()
+    datasets = [("word_order", f"{CONFIG}:train", f"{CONFIG}:test", decisive_words())]
+    if SST2_TRAIN.is_file():
+        # Natural sentences, where no word list says what decides; deletion still measures.
+        datasets.append(("sst2", str(SST2_TRAIN), str(SST2_DEV), None))
     table = []
-    for name, settings, methods in (("gru", {"ngram_buckets": 0}, METHODS),
-                                    ("gru+ngram (default)", {}, ("occlusion",))):
-        clf = train_model(texts, labels, names, **settings)
-        accuracy = float(np.mean(clf.predict(test_texts).argmax(1) == test_labels))
-        print(f"{name}: test accuracy {accuracy:.3f} on {len(test_texts)} texts, "
-              f"ngram_buckets={clf.settings.get('ngram_buckets')}")
-        table += rows_for(name, clf, test_texts, methods)
+    for data, train_spec, test_spec, words in datasets:
+        texts, labels, names, test_texts, test_labels = load(train_spec, test_spec)
+        for name, settings, methods in (("gru", {"ngram_buckets": 0}, METHODS),
+                                        ("gru+ngram (default)", {}, ("occlusion",))):
+            clf = train_model(texts, labels, names, **settings)
+            accuracy = float(np.mean(clf.predict(test_texts).argmax(1) == test_labels))
+            print(f"{data} {name}: test accuracy {accuracy:.3f} on {len(test_texts)} texts, "
+                  f"ngram_buckets={clf.settings.get('ngram_buckets')}")
+            table += rows_for(f"{data} {name}", clf, test_texts, methods, words)
     head = ["model", "method", *(f"drop@{k}" for k in KS), "top1 decisive", "s/100 texts"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, method, drops, hits, seconds in table:
-        cells = [name, method, *(f"{drops[k]:.3f}" for k in KS), f"{hits:.2f}", f"{seconds:.2f}"]
+        hit = "n/a" if np.isnan(hits) else f"{hits:.2f}"
+        cells = [name, method, *(f"{drops[k]:.3f}" for k in KS), hit, f"{seconds:.2f}"]
         print("| " + " | ".join(cells) + " |")
 
 

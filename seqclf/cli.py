@@ -349,7 +349,8 @@ def build_parser():
     p.add_argument("--batch-size", type=_positive_int, default=64,
                    help="texts per model call (default: 64)")
     p.add_argument("--quiet", action="store_true",
-                   help="no progress bar and no summary line")
+                   help="with --data: no progress bar, and the summary line only when rows had "
+                        "no words or lines were skipped")
     p.add_argument("--server", metavar="HOST:PORT", help="ask a TensorFlow Serving server")
     p.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
     p.add_argument("--model-name")
