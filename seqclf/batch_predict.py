@@ -32,9 +32,9 @@ import sys
 from seqclf._checks import check_new_file
 from seqclf.data.pipeline import PUNCTUATION
 from seqclf.errors import SeqclfError
+from seqclf.models.token_rows import text_probabilities
 
-# Rows classified at once: large enough that the per-call cost of `TextClassifier.predict`
-# (a dataset and a Keras predict loop) is small beside the work, small enough to bound memory.
+# Rows read before they are classified (sorted by length into batches): memory holds this many.
 CHUNK_ROWS = 2048
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 LABEL_KEY = "predicted_label"
@@ -191,7 +191,7 @@ def predict_file(classifier, data, *, output=None, text_column=None, batch_size=
 
 
 def _flush(classifier, chunk, writer, batch_size, bar, source):
-    probs = classifier.predict([text for _, text, _ in chunk], batch_size=batch_size)
+    probs = text_probabilities(classifier, [text for _, text, _ in chunk], batch_size)
     for (where, _, record), p in zip(chunk, probs.tolist(), strict=True):
         writer.write(where, record, p)
     n = len(chunk)

@@ -34,6 +34,7 @@ import dataclasses
 import numpy as np
 
 from seqclf.errors import SeqclfError
+from seqclf.models.token_rows import pad_rows, probabilities, tokenize
 from seqclf.names import EXPLAIN_METHODS
 
 METHODS = EXPLAIN_METHODS
@@ -107,50 +108,6 @@ def explain_texts(classifier, texts, *, method="occlusion", batch_size=256, step
     return out
 
 
-def tokenize(preprocessor, texts):
-    """`(tokens, ids)`: each text's tokens (strings) and token ids (lists, not cut to
-    `max_length`), as `preprocessor` (a `TextPreprocessor`) reads the texts."""
-    import tensorflow as tf
-
-    from seqclf.data.pipeline import standardize
-
-    ids = preprocessor.tokenizer(tf.constant(texts)).to_list()
-    config = preprocessor.get_config()
-    if config["standardize"] is None and config["split"] == "whitespace":
-        words = [row.decode("utf-8", "replace").split()
-                 for row in standardize(tf.constant(texts)).numpy()]
-        if [len(w) for w in words] == [len(i) for i in ids]:
-            return words, ids
-    # Another tokenization: the vocabulary's names of the ids ("[UNK]" for unknown words).
-    vocabulary = preprocessor.vocabulary
-    return [[vocabulary[i] for i in row] for row in ids], ids
-
-
-def probabilities(classifier, rows, batch_size=256):
-    """The backbone's probabilities `[len(rows), classes]` for token-id lists (each already cut
-    to `max_length`), run in batches of similar lengths; an empty list is one OOV id, as
-    `seqclf.data.pipeline.pad_ids` feeds a text without words."""
-    from seqclf.data.pipeline import OOV_ID
-
-    order = np.argsort([len(r) for r in rows], kind="stable")
-    out = np.zeros((len(rows), len(classifier.label_names)), "float32")
-    for start in range(0, len(rows), batch_size):
-        part = order[start : start + batch_size]
-        out[part] = classifier.backbone.predict_on_batch(_pad([rows[i] for i in part], OOV_ID))
-    return out
-
-
-def _pad(rows, oov_id):
-    width = max(1, max(len(r) for r in rows))
-    batch = np.zeros((len(rows), width), "int64")
-    for i, r in enumerate(rows):
-        if r:
-            batch[i, : len(r)] = r
-        else:
-            batch[i, 0] = oov_id
-    return batch
-
-
 def _occlusion(classifier, ids, seen, probs, predicted, batch_size):
     max_length = classifier.preprocessor.max_length
     variants, owner = [], []
@@ -174,8 +131,6 @@ def _occlusion(classifier, ids, seen, probs, predicted, batch_size):
 
 
 def _gradients(classifier, seen, predicted, method, batch_size, steps):
-    from seqclf.data.pipeline import OOV_ID
-
     fn = _gradient_fn(classifier)
     alphas = (np.array([1.0]) if method == "gradient_x_input"
               else (np.arange(steps) + 0.5) / steps)
@@ -183,7 +138,7 @@ def _gradients(classifier, seen, predicted, method, batch_size, steps):
     order = np.argsort([len(r) for r in seen], kind="stable")
     for start in range(0, len(seen), batch_size):
         part = order[start : start + batch_size]
-        batch = _pad([seen[i] for i in part], OOV_ID)
+        batch = pad_rows([seen[i] for i in part])
         classes = predicted[part].astype("int64")
         total = 0.0
         for a in alphas:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seqclf import batch_predict
 from seqclf.batch_predict import predict_file
 from seqclf.cli import main
 from seqclf.errors import SeqclfError
@@ -100,7 +101,8 @@ def test_predict_text_arguments_still_work(clf, run_dir, capsys):
 
 
 class _CountingClassifier:
-    """Stands in for a `TextClassifier` and records how far the reader had got at each call."""
+    """Stands in for a `TextClassifier` (with `_counting_probabilities` standing in for the
+    model) and records how far the reader had got at each call."""
 
     label_names = ["neg", "pos"]
 
@@ -108,9 +110,10 @@ class _CountingClassifier:
         self.source_lines = source_lines
         self.reads_at_call = []
 
-    def predict(self, texts, batch_size=None):
-        self.reads_at_call.append((self.source_lines.consumed, len(texts)))
-        return np.tile([[0.25, 0.75]], (len(texts), 1)).astype("float32")
+
+def _counting_probabilities(classifier, texts, batch_size=64):
+    classifier.reads_at_call.append((classifier.source_lines.consumed, len(texts)))
+    return np.tile([[0.25, 0.75]], (len(texts), 1)).astype("float32")
 
 
 class _Lines(io.RawIOBase):
@@ -125,14 +128,13 @@ class _Lines(io.RawIOBase):
             yield f"text number {i} of the stream\n".encode()
 
 
-def _peak_bytes(n):
+def _peak_bytes(n, monkeypatch):
+    monkeypatch.setattr(batch_predict, "text_probabilities", _counting_probabilities)
     lines = _Lines(n)
     clf = _CountingClassifier(lines)
-    sink = io.StringIO()
     tracemalloc.start()
     try:
-        predict_file(clf, "-", stdin=lines, stdout=_Discard(sink), chunk_rows=1000,
-                     progress=False)
+        predict_file(clf, "-", stdin=lines, stdout=_Discard(), chunk_rows=1000, progress=False)
         return tracemalloc.get_traced_memory()[1], clf
     finally:
         tracemalloc.stop()
@@ -141,7 +143,7 @@ def _peak_bytes(n):
 class _Discard:
     """An output stream that counts lines and keeps none (the sink must not hold memory)."""
 
-    def __init__(self, _):
+    def __init__(self):
         self.lines = 0
 
     def write(self, text):
@@ -151,9 +153,9 @@ class _Discard:
         pass
 
 
-def test_100000_lines_stream_in_bounded_memory():
-    small, _ = _peak_bytes(5_000)
-    peak, clf = _peak_bytes(100_000)
+def test_100000_lines_stream_in_bounded_memory(monkeypatch):
+    small, _ = _peak_bytes(5_000, monkeypatch)
+    peak, clf = _peak_bytes(100_000, monkeypatch)
     # Each call classifies one chunk, read just before it: the reader is never ahead by more.
     assert len(clf.reads_at_call) == 100
     assert all(size == 1000 and read == 1000 * (k + 1)
