@@ -47,8 +47,9 @@ support the predicted label, negative ones speak against it, e.g.
   negative (0.99): the(+0.00) ending(-0.00) was(+0.00) not(+0.49) good(+0.14) just(+0.07) bad(+0.07)
 
 Occlusion was chosen over gradient x input and integrated gradients by a deletion test of
-faithfulness (bench/explain_faithfulness.md). Words beyond the run's max_length are not read
-(weight 0). --html and --png files must not exist.
+faithfulness (bench/explain_faithfulness.md): as faithful or more, and the only one of the
+three that reads the n-gram path of the default model. Words beyond the run's max_length are
+not read (weight 0). --html and --png files must not exist.
 """
 
 

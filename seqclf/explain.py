@@ -22,7 +22,8 @@ The two gradient methods see only the recurrent path: a model with the linear n-
 it they are refused rather than silently explaining half the model. Occlusion was chosen as
 the default by a deletion test of faithfulness (`bench/explain_faithfulness.py`, numbers in
 `bench/explain_faithfulness.md`): deleting the tokens it ranks highest lowers the predicted
-class's probability more than deleting those the gradient methods or a random ranking pick.
+class's probability more than deleting those the gradient methods pick on the word-order data,
+as much on SST-2, and far more than a random ranking.
 
 Tokens are the model's: lower-cased, punctuation stripped, split on whitespace. Only the first
 `max_length` tokens are read by the model; later ones get weight 0. A text without words gets
@@ -30,6 +31,7 @@ no tokens (its prediction is the model's answer to no words).
 """
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -151,9 +153,15 @@ def _gradients(classifier, seen, predicted, method, batch_size, steps):
     return weights
 
 
+# Compiled gradient functions per backbone: tracing a recurrent model costs about a second.
+_GRADIENT_FNS = weakref.WeakKeyDictionary()
+
+
 def _gradient_fn(classifier):
     """A compiled `(ids, classes, alpha) -> (alpha * embeddings, d p_class / d them)` on the
     first recurrent layer's input; refused for models the gradient does not fully explain."""
+    if classifier.backbone in _GRADIENT_FNS:
+        return _GRADIENT_FNS[classifier.backbone]
     import tensorflow as tf
 
     from seqclf.gradients.timestep_probe import recurrent_layers, watching_inputs
@@ -183,6 +191,7 @@ def _gradient_fn(classifier):
         embedded = captured[first[0].name][0]
         return embedded, tape.gradient(target, embedded)
 
+    _GRADIENT_FNS[backbone] = fn
     return fn
 
 

@@ -211,3 +211,16 @@ def test_csv_output_quotes_texts_and_keeps_blank_line_counts(clf, tmp_path):
     rows = list(csv.reader(open(out, newline="")))
     assert rows[0] == ["text", "note", "predicted_label", "probability_neg", "probability_pos"]
     assert [r[:2] for r in rows[1:]] == [['said "good", then left', "a,b"], ["film", ""]]
+
+
+def test_missing_texts_are_empty_texts_and_stay_missing_in_the_output(clf, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "good film", "n": 1}\n{"text": null, "n": 2}\n{"n": 3}\n')
+    out = io.StringIO()
+    result = predict_file(clf, str(path), stdout=out, progress=False)
+    assert result["rows"] == 3 and result["empty_texts"] == 2
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["n"] for r in rows] == [1, 2, 3]
+    assert rows[1]["text"] is None and "text" not in rows[2]
+    empty = clf.predict([""])[0, 1]
+    assert rows[2]["probabilities"]["pos"] == pytest.approx(float(empty), abs=1e-5)
