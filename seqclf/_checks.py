@@ -103,4 +103,8 @@ def check_new_file(name, path, suffixes):
     if os.path.lexists(path):
         raise SeqclfError(f"{path}: the file exists; seqclf does not replace it. Choose another "
                           f"name or remove it first. Received: {name}={path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise SeqclfError(f"{path}: no such directory {directory!r} to write into. "
+                          f"Received: {name}={path!r}")
     return ext

@@ -181,6 +181,7 @@ def test_existing_output_is_refused_and_left_alone(run_dir, tmp_path, capsys):
     (["--output", "x.txt"], "`output` must end in one of: .csv, .json, .jsonl"),
     (["--text-column", "nope"], "no text column 'nope'"),
     (["hello"], "give no TEXT and no --server"),
+    (["--output", "no/such/dir/out.csv"], "no such directory"),
 ])
 def test_user_errors_exit_2_with_one_line(run_dir, tmp_path, capsys, args, message):
     data = _write(ROWS, tmp_path / "in.csv")
