@@ -35,6 +35,7 @@ import weakref
 
 import numpy as np
 
+from seqclf._checks import check_positive_int
 from seqclf.errors import SeqclfError
 from seqclf.models.token_rows import pad_rows, probabilities, tokenize
 from seqclf.names import EXPLAIN_METHODS
@@ -90,6 +91,8 @@ def explain_texts(classifier, texts, *, method="occlusion", batch_size=256, step
     if method not in METHODS:
         raise SeqclfError(f"Unknown attribution method. Expected one of: {', '.join(METHODS)}. "
                           f"Received: method={method!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("steps", steps)
     texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
     if not texts:
         return []
@@ -103,22 +106,22 @@ def explain_texts(classifier, texts, *, method="occlusion", batch_size=256, step
     else:
         read = _gradients(classifier, seen, predicted, method, batch_size, steps)
     out = []
-    for text, toks, row, w, k, p in zip(texts, tokens, ids, read, predicted, probs):
-        weights = [float(v) for v in w[: len(row)]] + [0.0] * max(len(toks) - len(w), 0)
-        out.append(Explanation(text, toks, weights[: len(toks)], classifier.label_names[k],
-                               float(p[k]), method))
+    for text, toks, w, k, p in zip(texts, tokens, read, predicted, probs):
+        # Tokens beyond `max_length` are not read: weight 0.
+        weights = [float(v) for v in w] + [0.0] * (len(toks) - len(w))
+        out.append(Explanation(text, toks, weights, classifier.label_names[k], float(p[k]),
+                               method))
     return out
 
 
 def _occlusion(classifier, ids, seen, probs, predicted, batch_size):
     max_length = classifier.preprocessor.max_length
-    variants, owner = [], []
+    variants = []
     for t, row in enumerate(ids):
         for i in range(len(seen[t])):
             # Deleted from the whole text, then cut: a later token moves in, as it would if
             # the user had deleted the word.
             variants.append((row[:i] + row[i + 1 :])[:max_length])
-            owner.append(t)
     weights = [np.zeros(len(s)) for s in seen]
     if not variants:
         return weights
