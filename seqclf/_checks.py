@@ -13,7 +13,8 @@ import os
 
 from seqclf.errors import SeqclfError
 
-__all__ = ["check_int", "check_positive_int", "check_positive_number", "check_train_settings"]
+__all__ = ["check_int", "check_new_file", "check_positive_int", "check_positive_number",
+           "check_train_settings"]
 
 
 def check_int(name, value, minimum, allow_none=False):
@@ -90,3 +91,20 @@ def check_train_settings(config):
             f"--tensorboard must name a folder; {tensorboard} is a file. "
             f"Received: tensorboard={tensorboard!r}"
         )
+
+
+def check_new_file(name, path, suffixes):
+    """`path`'s suffix (lower case) if it is one of `suffixes` and nothing exists at `path`:
+    seqclf writes a user's output files but never replaces one. Raises `SeqclfError`."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in suffixes:
+        raise SeqclfError(f"`{name}` must end in one of: {', '.join(sorted(suffixes))}. "
+                          f"Received: {name}={path!r}")
+    if os.path.lexists(path):
+        raise SeqclfError(f"{path}: the file exists; seqclf does not replace it. Choose another "
+                          f"name or remove it first. Received: {name}={path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise SeqclfError(f"{path}: no such directory {directory!r} to write into. "
+                          f"Received: {name}={path!r}")
+    return ext

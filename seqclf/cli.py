@@ -1,4 +1,4 @@
-"""The `seqclf` command line: train, evaluate, predict, export, plot, demo.
+"""The `seqclf` command line: train, evaluate, predict, explain, export, plot, demo.
 
 User errors (bad data, bad arguments) print one `error: ...` line and exit with status 2; no
 TensorFlow stack trace is shown for them.
@@ -26,6 +26,30 @@ EPILOG = f"""data specs (SPEC):
                                     {", ".join(names.WORD_ORDER_CONFIGS[:3])},
                                     {", ".join(names.WORD_ORDER_CONFIGS[3:])})
   tfds:NAME[/CONFIG][:SPLIT]        a TFDS catalog dataset prepared in --data-dir
+"""
+
+
+PREDICT_DESCRIPTION = """Classify TEXT arguments (one JSON line each: text, label, class_id,
+probabilities), or with --data a whole file, streamed in batches: every input row gives one
+output row, in order, with all its input columns plus `predicted_label` and the probabilities
+(a `probabilities` object in JSONL, `probability_<label>` columns in CSV). The model is loaded
+once. An empty text (or one of punctuation only) is classified as the model sees it, with no
+words (as `predict RUN ""` is): the answer the model gives a text it knows nothing about. The
+summary line on standard error counts such rows.
+"""
+
+
+EXPLAIN_DESCRIPTION = """Print each TEXT as the model reads it (lower-cased, punctuation
+stripped) with a weight per word: how much the predicted label's probability falls when that
+word is deleted (occlusion, for the whole model: n-gram and recurrent paths). Positive weights
+support the predicted label, negative ones speak against it, e.g.
+
+  negative (0.99): the(+0.00) ending(-0.00) was(+0.00) not(+0.49) good(+0.14) just(+0.07) bad(+0.07)
+
+Occlusion was chosen over gradient x input and integrated gradients by a deletion test of
+faithfulness (bench/explain_faithfulness.md): as faithful or more, and the only one of the
+three that reads the n-gram path of the default model. Words beyond the run's max_length are
+not read (weight 0). --html and --png files must not exist.
 """
 
 
@@ -199,8 +223,13 @@ def _cmd_evaluate(args):
 
 
 def _cmd_predict(args):
+    if args.data is not None:
+        return _predict_data(args)
+    if args.output is not None:
+        raise _user_error(f"--output needs --data. Received: output={args.output!r}")
     if not args.texts:
-        raise _user_error("Give at least one TEXT to classify. Received: no texts")
+        raise _user_error("Give at least one TEXT to classify, or --data FILE. "
+                          "Received: no texts")
     if args.server:
         from seqclf.serving import predict_texts
 
@@ -213,9 +242,54 @@ def _cmd_predict(args):
             raise _user_error("Give a RUN_DIR, or --server and --model-name. Received: neither")
         from seqclf.run import predict
 
-        results = predict(args.run_dir, args.texts)
+        results = predict(args.run_dir, args.texts, batch_size=args.batch_size)
     for r in results:
         print(json.dumps(r, ensure_ascii=False))
+
+
+def _predict_data(args):
+    if args.texts or args.server:
+        given = f"texts={args.texts!r:.80}" if args.texts else f"server={args.server!r}"
+        raise _user_error(f"--data classifies a file with a RUN_DIR; give no TEXT and no "
+                          f"--server with it. Received: {given}")
+    if not args.run_dir:
+        raise _user_error("--data needs a RUN_DIR. Received: none")
+    from seqclf.batch_predict import output_format, predict_file, summary
+
+    if args.output is not None:
+        output_format(args.output)  # refuse a taken name before paying for the model
+    from seqclf.run import load_run
+
+    classifier = load_run(args.run_dir).classifier
+    result = predict_file(classifier, args.data, output=args.output,
+                          text_column=args.text_column, batch_size=args.batch_size,
+                          progress=not args.quiet)
+    if not args.quiet or result["empty_texts"] or result["skipped"]:
+        print(f"seqclf predict: {summary(result, args.data)}", file=sys.stderr)
+
+
+def _cmd_explain(args):
+    if not args.texts:
+        raise _user_error("Give at least one TEXT to explain. Received: no texts")
+    from seqclf._checks import check_new_file
+
+    # Taken names are refused before the model is loaded; nothing of the user's is replaced.
+    if args.html is not None:
+        check_new_file("html", args.html, (".html", ".htm"))
+    if args.png is not None:
+        check_new_file("png", args.png, (".png",))
+    from seqclf.explain import plot_heat_lines, to_html
+    from seqclf.run import load_run
+
+    explanations = load_run(args.run_dir).classifier.explain(args.texts, method=args.method)
+    for e in explanations:
+        print(json.dumps(e.as_dict(), ensure_ascii=False) if args.json else str(e))
+    if args.html is not None:
+        from seqclf._io import atomic_write_text
+
+        atomic_write_text(args.html, to_html(explanations))
+    if args.png is not None:
+        plot_heat_lines(explanations, args.png)
 
 
 def _cmd_export(args):
@@ -278,14 +352,41 @@ def build_parser():
     p.add_argument("--quiet", action="store_true",
                    help="no progress and no per-class table (a collapse warning still shows)")
 
-    p = sub.add_parser("predict", help="classify texts; one JSON line per text", parents=parents)
+    p = sub.add_parser("predict", help="classify texts or a file; one JSON line per text",
+                       description=PREDICT_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
                    help="a trained run (omit with --server)")
     p.add_argument("texts", metavar="TEXT", nargs="*")
+    p.add_argument("--data", metavar="FILE",
+                   help="classify every row of a .tsv/.csv/.jsonl/.parquet file, or - for "
+                        "standard input (one text per line)")
+    p.add_argument("--output", metavar="FILE",
+                   help="with --data: write a .csv or .jsonl file, which must not exist "
+                        "(default: JSONL on standard output)")
+    p.add_argument("--text-column", help="with --data: the column holding the texts")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="texts per model call (default: 64)")
+    p.add_argument("--quiet", action="store_true",
+                   help="with --data: no progress bar, and the summary line only when rows had "
+                        "no words or lines were skipped")
     p.add_argument("--server", metavar="HOST:PORT", help="ask a TensorFlow Serving server")
     p.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
     p.add_argument("--model-name")
     p.add_argument("--version", type=_positive_int)
+
+    p = sub.add_parser("explain", help="which words decided each text's predicted label",
+                       description=EXPLAIN_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("texts", metavar="TEXT", nargs="*")
+    p.add_argument("--method", choices=names.EXPLAIN_METHODS, default="occlusion",
+                   help="occlusion (default): the probability's fall when the token is deleted, "
+                        "for the whole model; the gradient methods need a recurrent model "
+                        "without the n-gram path (--ngram-buckets 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.add_argument("--html", metavar="FILE", help="also write the texts as shaded HTML")
+    p.add_argument("--png", metavar="FILE", help="also draw the texts as heat lines in a PNG")
 
     p = sub.add_parser("export", help="export a run as a TensorFlow Serving SavedModel",
                        parents=parents)
@@ -313,6 +414,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "explain": _cmd_explain,
     "export": _cmd_export,
     "plot": _cmd_plot,
     "demo": _cmd_demo,

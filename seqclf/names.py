@@ -13,6 +13,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 RECIPES = ("auto", "fixed")
 OPTIMIZERS = ("adam", "lazy_adam", "adamw", "rmsprop", "sgd")
+# Per-token attribution methods of `seqclf.explain` (the default first).
+EXPLAIN_METHODS = ("occlusion", "gradient_x_input", "integrated_gradients")
 # The configurations of the embedded word-order dataset (`seqclf.data.word_order`).
 WORD_ORDER_CONFIGS = ("default", "distance_25", "distance_50", "distance_100", "distance_200",
                       "tiny")

@@ -155,8 +155,12 @@ class _Scan:
     counts blank lines in `skipped`.
     """
 
-    def __init__(self, path, fmt, text_column=None, label_column=None, group_column=None):
+    def __init__(self, path, fmt, text_column=None, label_column=None, group_column=None, *,
+                 records=False):
         self.path, self.fmt = path, fmt
+        # Unlabelled reading (`seqclf predict --data`): no label column, and each row comes
+        # with all its columns, `(position, text, {column: value})`.
+        self.records = records
         self.skipped = {}
         # Progress of the pass: `read[0]` of `total` bytes (rows for Parquet, in `unit`s).
         self.read, self.total, self.unit = [0], os.path.getsize(path), "B"
@@ -173,6 +177,10 @@ class _Scan:
                 f"name. Received: columns {list(self.columns)}"
             )
         self.text_col = _pick(self.columns, text_column, TEXT_COLUMNS, "text", path, "text_column")
+        self._ti, self.group_col, self._gi = self.columns.index(self.text_col), None, None
+        if records:
+            self.label_col = self._li = None
+            return
         self.label_col = _pick(
             self.columns, label_column, LABEL_COLUMNS, "label", path, "label_column"
         )
@@ -181,8 +189,7 @@ class _Scan:
                 f"{path}: the text and label columns must differ. Received: text_column="
                 f"{self.text_col!r}, label_column={self.label_col!r}"
             )
-        self._ti, self._li = self.columns.index(self.text_col), self.columns.index(self.label_col)
-        self.group_col, self._gi = None, None
+        self._li = self.columns.index(self.label_col)
         if group_column is not None:
             self.group_col = _pick(self.columns, group_column, (), "group", path, "group_column")
             if self.group_col in (self.text_col, self.label_col):
@@ -194,6 +201,8 @@ class _Scan:
 
     def _row(self, pos, fields):
         """What iterating yields for a row whose fields are `fields` (a list, by column)."""
+        if self.records:
+            return pos, fields[self._ti], dict(zip(self.columns, fields))
         if self._gi is None:
             return pos, fields[self._ti], fields[self._li]
         return pos, fields[self._ti], fields[self._li], fields[self._gi]
@@ -321,6 +330,9 @@ class _Scan:
                 # is skipped as empty, a missing label is an error).
                 header = list(obj)
                 yield header
+            if self.records:
+                yield n, obj.get(self.text_col), obj
+                continue
             row = (n, obj.get(self.text_col), obj.get(self.label_col))
             yield row if self.group_col is None else (*row, obj.get(self.group_col))
         if header is None:
@@ -335,14 +347,17 @@ class _Scan:
             self.total, self.unit = f.metadata.num_rows, "row"
             yield list(f.schema_arrow.names)
             row = 0
-            wanted = [self.text_col, self.label_col] + (
-                [] if self.group_col is None else [self.group_col])
+            if self.records:
+                wanted = list(self.columns)
+            else:
+                wanted = [self.text_col, self.label_col] + (
+                    [] if self.group_col is None else [self.group_col])
             for batch in f.iter_batches(batch_size=8192, columns=wanted):
                 values = [batch.column(k).to_pylist() for k in range(len(wanted))]
                 self.read[0] = row + len(values[0])
                 for fields in zip(*values):
                     row += 1
-                    yield (row, *fields)
+                    yield self._row(row, fields) if self.records else (row, *fields)
         except (pa.ArrowException, OSError) as e:
             raise SeqclfError(
                 f"{self.path}: cannot parse as PARQUET: {str(e).rstrip('.')}. "
@@ -475,10 +490,15 @@ class RowChecker:
                 raise SeqclfError(message(count))
 
 
-def scan_rows(path, text_column=None, label_column=None, group_column=None):
-    """Opens a data file for one pass; returns a `_Scan` (columns known, rows iterable)."""
+def scan_rows(path, text_column=None, label_column=None, group_column=None, *, records=False):
+    """Opens a data file for one pass; returns a `_Scan` (columns known, rows iterable).
+
+    With `records`, the file needs no label column and each row is `(position, text, {column:
+    value})`, every column kept (a JSONL row is its whole object).
+    """
     path = os.fspath(path)
-    return _Scan(path, table_format(path), text_column, label_column, group_column)
+    return _Scan(path, table_format(path), text_column, label_column, group_column,
+                 records=records)
 
 
 def read_table(path, text_column=None, label_column=None, label_names=None, group_column=None):

@@ -17,6 +17,7 @@ models alike, since it does not depend on how the layers are wired.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import keras
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from seqclf.errors import SeqclfError
 
-__all__ = ["recurrent_layers", "timestep_gradient_norms"]
+__all__ = ["recurrent_layers", "timestep_gradient_norms", "watching_inputs"]
 
 
 def recurrent_layers(model):
@@ -165,6 +166,44 @@ def timestep_gradient_norms(model, x, y, loss=None, per_sequence=False, layers=N
     return means
 
 
+@contextlib.contextmanager
+def watching_inputs(layers, tape, captured, transform=None):
+    """While open, each of `layers` watches the tensor its `call` receives on `tape` and
+    records `captured[layer.name] = (inputs, mask)`.
+
+    `transform`, if given, maps the received tensor first (`seqclf.explain` scales the
+    embeddings along the path of integrated gradients); the watched tensor is the result. The
+    layers' `call` is wrapped on the instance and restored on leaving, so the model itself is
+    never changed; open it around a forward pass inside a `tf.function` being traced.
+    """
+
+    def wrap(layer, original):
+        def call(inputs, *args, **kwargs):
+            if transform is not None:
+                inputs = transform(inputs)
+            # Watch exactly the tensor the layer consumes (after any autocasting), so the
+            # gradient is w.r.t. what the recurrence sees at each timestep.
+            tape.watch(inputs)
+            captured[layer.name] = (inputs, kwargs.get("mask"))
+            return original(inputs, *args, **kwargs)
+
+        return call
+
+    patched = []
+    try:
+        for layer in layers:
+            previous = layer.__dict__.get("call")
+            object.__setattr__(layer, "call", wrap(layer, layer.call))
+            patched.append((layer, previous))
+        yield captured
+    finally:
+        for layer, previous in reversed(patched):
+            if previous is not None:
+                object.__setattr__(layer, "call", previous)
+            else:
+                object.__delattr__(layer, "call")
+
+
 # Compiled probe functions per model, keyed by (layer names, loss): tracing an RNN costs about
 # a second, but running it eagerly costs that on every call (the time loop runs in Python).
 _CACHE = weakref.WeakKeyDictionary()
@@ -181,32 +220,10 @@ def _compiled(model, targets, loss, loss_fn):
     def probe(x, y):
         captured = {}
         with tf.GradientTape() as tape:
-
-            def wrap(layer, original):
-                def call(inputs, *args, **kwargs):
-                    # Watch exactly the tensor the layer consumes (after any autocasting), so
-                    # the gradient is w.r.t. what the recurrence sees at each timestep.
-                    tape.watch(inputs)
-                    captured[layer.name] = (inputs, kwargs.get("mask"))
-                    return original(inputs, *args, **kwargs)
-
-                return call
-
             # The wrappers only exist while this function is traced; the traced graph keeps
             # the watched tensors, so later calls run without touching the layers at all.
-            patched = []
-            try:
-                for layer in targets:
-                    previous = layer.__dict__.get("call")
-                    object.__setattr__(layer, "call", wrap(layer, layer.call))
-                    patched.append((layer, previous))
+            with watching_inputs(targets, tape, captured):
                 y_pred = model(x, training=False)
-            finally:
-                for layer, previous in reversed(patched):
-                    if previous is not None:
-                        object.__setattr__(layer, "call", previous)
-                    else:
-                        object.__delattr__(layer, "call")
             if isinstance(y_pred, (list, tuple, dict)):
                 raise SeqclfError(
                     "Only single-output models are supported. "

@@ -71,7 +71,7 @@ class TextClassifier(keras.Model):
     the automatic recipe, `seqclf.recipe`, fills in the sizes not given), from its parts
     (`TextClassifier(backbone, preprocessor, label_names)`), or from a run directory
     (`TextClassifier.from_run`). Called on token ids it returns the backbone's probabilities;
-    `fit`, `evaluate`, `predict` and `predict_labels` take texts.
+    `fit`, `evaluate`, `predict`, `predict_labels` and `explain` take texts.
 
     Args:
         backbone: a `keras.Model` from token ids `[batch, time]` to probabilities
@@ -388,6 +388,17 @@ class TextClassifier(keras.Model):
             raise SeqclfError(f"`texts` must be a list of texts. Received: texts={texts!r:.80}")
         probs = self.predict(list(texts), batch_size=batch_size)
         return [self._label_names[k] for k in np.argmax(probs, axis=1)]
+
+    def explain(self, texts, *, method="occlusion", batch_size=256):
+        """Which tokens decided each text's predicted label: one `seqclf.explain.Explanation`
+        per text (tokens, a weight each, the label and its probability; `str()` of one reads
+        `word(+0.31) ...`). `method`: `"occlusion"` (the default: the probability's fall when
+        the token is deleted, for the whole model on raw strings), `"gradient_x_input"` or
+        `"integrated_gradients"` (recurrent models without the n-gram path); see
+        `seqclf.explain`."""
+        from seqclf.explain import explain_texts
+
+        return explain_texts(self, texts, method=method, batch_size=batch_size)
 
     def get_config(self):
         return {
