@@ -39,7 +39,7 @@ TRAIN_ARGS = [
 DEADLINE_S = 480
 RUN_FILES = {"config.json", "vocabulary.txt", "model.keras", "history.csv", "metrics.json",
              "gradient_stats.csv", "gradients_by_position.csv", "curves.png", "gradients.png",
-             "gradients_by_position.png", ".seqclf.lock"}
+             "gradients_by_position.png", "confusion.png", ".seqclf.lock"}
 
 _MIRRORED = """
 import sys
