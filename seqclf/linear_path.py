@@ -86,13 +86,17 @@ def _tfidf(x, idf):
 
 
 def _nb_ratios(x, y, num_classes):
-    """`[columns, classes]` log-count ratios of each class against the rest."""
+    """`[columns, classes]` log-count ratios of each class against the rest; 0 for a column no
+    training row has. Only columns seen in training are smoothed and counted in the totals, as
+    in a vectorizer fitted on the training texts: the empty hash buckets (most of them on small
+    data) would otherwise each add `NB_ALPHA` to both totals and shift every ratio."""
     total = np.asarray(x.sum(axis=0)).ravel()
-    out = np.empty((x.shape[1], num_classes), "float32")
+    seen = total > 0
+    out = np.zeros((x.shape[1], num_classes), "float32")
     for k in range(num_classes):
-        p = NB_ALPHA + np.asarray(x[y == k].sum(axis=0)).ravel()
-        q = NB_ALPHA + (total - (p - NB_ALPHA))
-        out[:, k] = np.log(p / p.sum()) - np.log(q / q.sum())
+        p = NB_ALPHA + np.asarray(x[y == k].sum(axis=0)).ravel()[seen]
+        q = NB_ALPHA + (total[seen] - (p - NB_ALPHA))
+        out[seen, k] = np.log(p / p.sum()) - np.log(q / q.sum())
     return out
 
 

@@ -246,3 +246,30 @@ def test_the_layer_answers_what_the_fitted_logistic_regression_answers(num_class
     else:
         np.testing.assert_allclose(logits, reference.decision_function(features), rtol=1e-3,
                                    atol=1e-3)
+
+
+def test_naive_bayes_ratios_do_not_depend_on_empty_hash_buckets():
+    """The log-count ratios are those of a vectorizer fitted on the training texts: columns no
+    training row has (most hash buckets on small data) weigh 0 and do not enter the smoothed
+    totals, so more buckets change no ratio of a seen n-gram."""
+    import scipy.sparse as sp
+
+    from seqclf.linear_path import NB_ALPHA, _nb_ratios
+
+    rng = np.random.default_rng(5)
+    vocab, buckets = 30, 64
+    ids = _ids(rng, 50, vocab, 6)
+    labels = rng.integers(0, 3, size=50)
+    x = ngram_matrix(ids, vocab, buckets)
+    seen = np.asarray(x.sum(axis=0)).ravel() > 0
+    assert not seen.all()  # the test needs empty columns
+    wide = sp.hstack([x, sp.csr_matrix((50, 1000))]).tocsr()
+    narrow, widened = _nb_ratios(x, labels, 3), _nb_ratios(wide, labels, 3)
+    np.testing.assert_allclose(widened[:x.shape[1]], narrow, rtol=1e-5, atol=1e-6)
+    assert np.all(widened[x.shape[1]:] == 0) and np.all(narrow[~seen] == 0)
+    # Class 1 against the rest, by hand on the seen columns only.
+    dense = x.toarray()[:, seen]
+    p = NB_ALPHA + dense[labels == 1].sum(axis=0)
+    q = NB_ALPHA + dense[labels != 1].sum(axis=0)
+    np.testing.assert_allclose(narrow[seen, 1], np.log(p / p.sum()) - np.log(q / q.sum()),
+                               rtol=1e-5)
