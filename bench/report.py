@@ -16,7 +16,7 @@ import subprocess
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("SEQCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
-# The suite's table (bench/suite.py) sits between these in results.md and the README.
+# The suite's table (bench/suite.py) sits between these in results.md and docs/benchmarks.md.
 MARK_BEGIN, MARK_END = "<!-- suite:begin -->", "<!-- suite:end -->"
 
 # (row label, `seqclf train` flags); the label "lstm" is the default model.

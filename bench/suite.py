@@ -506,7 +506,7 @@ def main(argv=None):
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--markdown", default=str(REPO / "bench" / "results.md"))
-    p.add_argument("--readme", default=str(REPO / "README.md"),
+    p.add_argument("--page", "--readme", dest="page", default=str(REPO / "docs" / "benchmarks.md"),
                    help="also write the table into this file between the suite markers "
                         "('' for none)")
     p.add_argument("--table-only", action="store_true", help="render what is there; run nothing")
@@ -533,8 +533,8 @@ def main(argv=None):
         table = summarize(results)
         small = by_size(summarize(results, "small"))
         print(write_markdown(table, pathlib.Path(args.markdown), command, small=small))
-        if args.readme:  # the README shows the same table
-            write_markdown(table, pathlib.Path(args.readme), command, small=small)
+        if args.page:  # docs/benchmarks.md shows the same table
+            write_markdown(table, pathlib.Path(args.page), command, small=small)
     else:
         for variant in (variants or {"": {}}):
             print(f"### variant {variant or '(none)'}")

@@ -130,7 +130,7 @@ def _add_train(sub, parents):
                       help="clip the global norm of all gradients")
     clip.add_argument("--clipvalue", type=_positive_float, help="clip each gradient element")
     clip.add_argument("--no-clip", action="store_true",
-                      help="no gradient clipping (default: --clipnorm at its README default)")
+                      help="no gradient clipping (default: --clipnorm 1.0)")
     p.add_argument("--class-weight", metavar="balanced|LABEL=W,...",
                    help="weigh the training loss by class: balanced (every class weighs the "
                         "same in total, for imbalanced data) or given weights (labels not named "

@@ -151,7 +151,8 @@ def _tensorboard_callback(log_dir):
         import tensorboard  # noqa: F401  (tf.summary's writers for Keras' callback live there)
     except ImportError:
         raise SeqclfError(
-            "--tensorboard needs the tensorboard package: pip install 'seqclf[tensorboard]'. "
+            "--tensorboard needs the tensorboard package, a dependency of seqclf missing from "
+            "this environment: pip install 'tensorboard>=2.21'. "
             f"Received: tensorboard={log_dir!r}"
         ) from None
     # Epoch metrics (train/ and validation/) and the learning rate (`epoch_learning_rate`); no
