@@ -85,7 +85,7 @@ def _tfidf(x, idf):
     return sp.diags(1.0 / np.maximum(norm, 1e-12)) @ x
 
 
-def _nb_ratios(x, y, num_classes):
+def nb_ratios(x, y, num_classes):
     """`[columns, classes]` log-count ratios of each class against the rest; 0 for a column no
     training row has. Only columns seen in training are smoothed and counted in the totals, as
     in a vectorizer fitted on the training texts: the empty hash buckets (most of them on small
@@ -113,7 +113,7 @@ def _fit_path(kind, cs, x, y, num_classes, idf, seed, class_weights=None):
         # unnormalized NB features it is the slower one (bench/tune_recipe.md, round 13).
         problems = [(None, _tfidf(x, idf), y, "liblinear" if binary else "lbfgs")]
     else:
-        ratios = _nb_ratios(x, y, num_classes)
+        ratios = nb_ratios(x, y, num_classes)
         # One-vs-rest on presence scaled by the class's ratios; the ratios fold into the kernel.
         problems = [(k, x.multiply(ratios[:, k]).tocsr(), (y == k).astype("int64"), "lbfgs")
                     for k in (present[1:] if binary else present)]

@@ -254,7 +254,7 @@ def test_naive_bayes_ratios_do_not_depend_on_empty_hash_buckets():
     totals, so more buckets change no ratio of a seen n-gram."""
     import scipy.sparse as sp
 
-    from seqclf.linear_path import NB_ALPHA, _nb_ratios
+    from seqclf.linear_path import NB_ALPHA, nb_ratios
 
     rng = np.random.default_rng(5)
     vocab, buckets = 30, 64
@@ -264,7 +264,7 @@ def test_naive_bayes_ratios_do_not_depend_on_empty_hash_buckets():
     seen = np.asarray(x.sum(axis=0)).ravel() > 0
     assert not seen.all()  # the test needs empty columns
     wide = sp.hstack([x, sp.csr_matrix((50, 1000))]).tocsr()
-    narrow, widened = _nb_ratios(x, labels, 3), _nb_ratios(wide, labels, 3)
+    narrow, widened = nb_ratios(x, labels, 3), nb_ratios(wide, labels, 3)
     np.testing.assert_allclose(widened[:x.shape[1]], narrow, rtol=1e-5, atol=1e-6)
     assert np.all(widened[x.shape[1]:] == 0) and np.all(narrow[~seen] == 0)
     # Class 1 against the rest, by hand on the seen columns only.
