@@ -6,7 +6,7 @@ are a probe called outside training, not callbacks; they stay importable from he
 
 from seqclf.callbacks.gradient_stats import GradientStats
 from seqclf.callbacks.position_probe import PositionProbe
-from seqclf.callbacks.progress import StepProgress
+from seqclf.callbacks.progress import StepProgbarLogger, StepProgress
 from seqclf.callbacks.run_backup import RunBackup
 from seqclf.gradients.timestep_probe import recurrent_layers, timestep_gradient_norms
 
@@ -14,6 +14,7 @@ __all__ = [
     "GradientStats",
     "PositionProbe",
     "RunBackup",
+    "StepProgbarLogger",
     "StepProgress",
     "recurrent_layers",
     "timestep_gradient_norms",

@@ -1,4 +1,5 @@
-"""`StepProgress`: an epoch progress bar that counts the training steps really run.
+"""`StepProgress`: an epoch progress bar that counts the training steps really run;
+`StepProgbarLogger`: Keras' own bar, counting the steps run, as `TextClassifier` shows it.
 
 Keras' own bar (`ProgbarLogger`) shows the `end_step` that `fit` hands to callbacks. With
 `steps_per_execution=k` that is the last step the execution *could* have run, so the last
@@ -14,6 +15,10 @@ passes it. The epoch ends on `N/N`, N the steps run, with the epoch's validation
 ETA uses the time per step measured after the epoch's first execution (which pays for tracing
 and filling caches); until that is known it uses the previous epoch's, so from the second epoch
 on the first update's ETA is already meaningful. Validation inside `fit` stays silent.
+
+`StepProgbarLogger` is the smaller fix for `fit`, `evaluate` and `predict` run with their own
+`verbose`: being a `ProgbarLogger`, it takes the place of the bar Keras would add, and passes it
+the steps run instead of Keras' `end_step`.
 """
 
 import time
@@ -22,7 +27,7 @@ import keras
 
 from seqclf import _compat
 
-__all__ = ["StepProgress"]
+__all__ = ["StepProgbarLogger", "StepProgress"]
 
 
 class _Bar(_compat.ProgbarStepDurationOverride, keras.utils.Progbar):
@@ -101,3 +106,67 @@ class StepProgress(keras.callbacks.Callback):
             self._previous_rate = self.bar.seconds_per_step
         self.bar.target = count
         self.bar.update(count, list((logs or {}).items()), finalize=True)
+
+
+class StepProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar (`verbose` 1 or 2, as `fit`, `evaluate` and `predict` take it), with
+    the count of steps really run.
+
+    Keras' epoch iterator hands each execution of `steps_per_execution=k` steps to the callbacks
+    as `(step, step + k - 1)`, whatever is left of the epoch, and `ProgbarLogger` shows that
+    `end_step + 1`: `16/7` for an epoch of 7 steps run in one execution of up to 16, `48/47` for
+    one of 47. Every execution but an epoch's last runs all k steps, so where the number of steps
+    is declared (`params["steps"]`) the steps run are that count clamped to it. Where it is not
+    (a training dataset of unknown length, such as token-budget batches), a training epoch counts
+    the optimizer's `iterations` since it began; its total is the previous epoch's count, dropped
+    ("Unknown") once passed, and the epoch ends on `N/N`, N the steps run. (Evaluation and
+    prediction of unknown length still end on a multiple of k, Keras' count.)
+
+    In a callback list it is the bar: Keras adds its own `ProgbarLogger` only to a list with none.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._declared = None
+        self._previous_count = None
+        self._start_iterations = None
+
+    def set_params(self, params):
+        super().set_params(params)
+        self._declared = params.get("steps")
+
+    def _steps_run(self, batch):
+        return min(batch + 1, self._declared) if self._declared else batch + 1
+
+    def _iterations(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._declared:
+            self.target = self._previous_count  # an estimate, dropped once passed
+            self._start_iterations = self._iterations()
+        super().on_epoch_begin(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        count = self._steps_run(batch)
+        if not self._declared and self._start_iterations is not None:
+            # A train step that updates no optimizer leaves Keras' count.
+            count = self._iterations() - self._start_iterations or count
+            if self.target is not None and count > self.target:
+                self.target = self.progbar.target = None
+        super().on_train_batch_end(count - 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._declared:
+            self.target = None  # Keras then ends the bar on the count seen: the steps run
+        super().on_epoch_end(epoch, logs)
+        self._previous_count = self.target
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._steps_run(batch) - 1, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._steps_run(batch) - 1, logs)

@@ -301,7 +301,8 @@ class TextClassifier(keras.Model):
                 kwargs["validation_split"] = validation_split
             return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                                validation_data=validation_data, sample_weight=sample_weight,
-                               class_weight=class_weight, callbacks=callbacks, **kwargs)
+                               class_weight=class_weight,
+                               callbacks=_with_step_bar(callbacks, kwargs), **kwargs)
         batch_size = batch_size or 32
         texts, labels, weights, _ = read_inputs(x, y, sample_weight)
         if validation_split is not None:
@@ -337,7 +338,7 @@ class TextClassifier(keras.Model):
                 patience=settings.get("patience") or epochs, restore_best_weights=True))
         kwargs["shuffle"] = False  # the dataset reshuffles itself
         return super().fit(ds, batch_size=None, epochs=epochs, validation_data=validation_data,
-                           callbacks=callbacks, **kwargs)
+                           callbacks=_with_step_bar(callbacks, kwargs), **kwargs)
 
     def _follow_recipe(self, ds, epochs, kwargs):
         """Recompiles the automatic optimizer with the recipe's schedule over this fit's steps."""
@@ -357,6 +358,7 @@ class TextClassifier(keras.Model):
         if is_text(x) or isinstance(x, (str, bytes)):
             x = self.text_dataset(x, y, batch_size=batch_size or 32, sample_weight=sample_weight)
             y = batch_size = sample_weight = None
+        kwargs["callbacks"] = _with_step_bar(kwargs.get("callbacks"), kwargs)
         return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight,
                                 **kwargs)
 
@@ -370,12 +372,14 @@ class TextClassifier(keras.Model):
         if not is_text(x) and not isinstance(x, (str, bytes)):
             if isinstance(x, (list, tuple)) and not x:
                 return np.zeros((0, len(self._label_names)), "float32")
+            kwargs["callbacks"] = _with_step_bar(kwargs.get("callbacks"), kwargs)
             return super().predict(x, batch_size=batch_size, **kwargs)
         values = read_inputs(x, single_text=True)[0]
         order = np.argsort([len(v) for v in values], kind="stable")
         ds = self._dataset(values[order], None, None, None, batch_size=batch_size or 64,
                            bucketing=False)
         kwargs.setdefault("verbose", 0)
+        kwargs["callbacks"] = _with_step_bar(kwargs.get("callbacks"), kwargs)
         sorted_probs = super().predict(ds.map(lambda ids, _: ids), **kwargs)
         probs = np.empty_like(sorted_probs)
         probs[order] = sorted_probs
@@ -416,6 +420,25 @@ class TextClassifier(keras.Model):
         for key in ("backbone", "preprocessor"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _with_step_bar(callbacks, kwargs):
+    """`callbacks` for Keras' `fit`, `evaluate` or `predict` called with `kwargs`: with a
+    `StepProgbarLogger` as the progress bar when `verbose` asks for one (Keras' default "auto"
+    does) and the user's `callbacks` hold no `ProgbarLogger` of their own.
+
+    Keras' bar counts whole executions of `steps_per_execution` steps (16 by default here), so
+    it shows `16/7` for an epoch of 7 steps; `StepProgbarLogger`, which Keras then uses instead,
+    shows the steps run. A `CallbackList` is Keras' to configure and is passed as it is.
+    """
+    if kwargs.get("verbose", "auto") == 0 or isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
+        from seqclf.callbacks.progress import StepProgbarLogger
+
+        callbacks.append(StepProgbarLogger())
+    return callbacks
 
 
 def _label_ids(labels, label_names=None):
