@@ -102,23 +102,24 @@ def nb_ratios(x, y, num_classes):
 
 def _fit_path(kind, cs, x, y, num_classes, idf, seed, class_weights=None):
     """`[(kernel [columns, classes], bias [classes])]`, one per C of `cs` (ascending), on binary
-    features `x`, each row weighted by its class's `class_weights` (None: 1). lbfgs fits are
-    warm-started from the previous C: a path costs little more than its last fit."""
+    features `x`, each row weighted by its class's `class_weights` (None: 1). lbfgs and saga fits
+    are warm-started from the previous C: a path costs little more than its last fit."""
     from sklearn.linear_model import LogisticRegression
 
     present = np.unique(y)
     binary = len(present) == 2
     if kind == "tfidf":
-        # liblinear (binary) converges several times faster than lbfgs on unit-norm rows; on the
-        # unnormalized NB features it is the slower one (bench/tune_recipe.md, round 13).
-        problems = [(None, _tfidf(x, idf), y, "liblinear" if binary else "lbfgs")]
+        # On unit-norm rows liblinear (binary) and saga (multinomial) converge several times
+        # faster than lbfgs to the same optimum; on the unnormalized NB features lbfgs is the
+        # faster one (bench/tune_recipe.md, rounds 13 and 14).
+        problems = [(None, _tfidf(x, idf), y, "liblinear" if binary else "saga")]
     else:
         ratios = nb_ratios(x, y, num_classes)
         # One-vs-rest on presence scaled by the class's ratios; the ratios fold into the kernel.
         problems = [(k, x.multiply(ratios[:, k]).tocsr(), (y == k).astype("int64"), "lbfgs")
                     for k in (present[1:] if binary else present)]
     models = [LogisticRegression(solver=solver, max_iter=1000, random_state=seed,
-                                 warm_start=solver == "lbfgs") for *_, solver in problems]
+                                 warm_start=solver in ("lbfgs", "saga")) for *_, solver in problems]
     out = []
     for c in cs:
         kernel = np.zeros((x.shape[1], num_classes), "float32")
