@@ -76,3 +76,24 @@ def test_bag_of_words_cannot_separate_a_split(tfds_dir):
     best = sum(max(collections.Counter(v).values()) for v in by_bag.values()) / len(data)
     assert best == pytest.approx(0.5)
     assert np.bincount(data.labels).tolist() == [100, 100]
+
+
+def test_preparing_the_embedded_data_prints_one_line_not_tfds_download_noise(tmp_path, capfd):
+    """The first run on a fresh machine prepares the generated dataset. TFDS would announce a
+    "Downloading and preparing dataset Unknown size" (nothing is downloaded), warn through absl
+    that the new folder has no dataset_info.json, and draw its own bars inside seqclf's."""
+    data = load_spec("word_order/tiny:test", data_dir=str(tmp_path))
+    out, err = capfd.readouterr()
+    assert len(data.texts) > 0
+    assert "Downloading" not in out + err and "dataset_info" not in out + err, out + err
+    assert "Generating" not in err and "Shuffling" not in err, err
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert len(lines) == 1 and "word_order/tiny" in lines[0] and str(tmp_path) in lines[0], lines
+    # Prepared once: a second load says nothing.
+    load_spec("word_order/tiny:test", data_dir=str(tmp_path))
+    out, err = capfd.readouterr()
+    assert not (out + err).strip(), out + err
+    # --quiet: nothing at all, even when preparing.
+    load_spec("word_order/tiny:test", data_dir=str(tmp_path / "other"), quiet=True)
+    out, err = capfd.readouterr()
+    assert not (out + err).strip(), out + err

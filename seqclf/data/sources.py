@@ -8,9 +8,13 @@
   unprepared, loading fails at once with instructions instead of hanging on the network.
 """
 
+import contextlib
 import dataclasses
+import io
+import logging
 import os
 import re
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -99,6 +103,26 @@ def _from_builder(builder, split, spec_text, quiet):
     return TextData(texts[keep], labels[keep], names, source=spec_text, skipped=skipped)
 
 
+def _prepare_generated(builder, spec, data_dir, quiet):
+    """Prepares the embedded generated dataset, saying so in one line (none when `quiet`).
+
+    TFDS would print "Downloading and preparing dataset Unknown size" (nothing is downloaded),
+    warn through absl that the new folder has no dataset_info.json yet, and draw its own
+    progress bars inside the caller's; generating takes about a second, so they only mislead.
+    """
+    if not quiet:
+        print(f"{spec}: generating the embedded dataset once, into {data_dir}", file=sys.stderr,
+              flush=True)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            builder.download_and_prepare()
+    finally:
+        absl_logger.setLevel(level)
+
+
 def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column=None,
               label_names=None, download=False, quiet=False, stream=False, group_column=None):
     """Loads the data a spec names as a `TextData`.
@@ -145,7 +169,7 @@ def load_spec(spec, *, data_dir=None, split=None, text_column=None, label_column
     if not builder.is_prepared():
         if parsed.kind == "word_order":
             # Generated locally and deterministically: always safe to prepare offline.
-            builder.download_and_prepare()
+            _prepare_generated(builder, spec, data_dir, quiet)
         elif download:
             builder.download_and_prepare()
         else:
