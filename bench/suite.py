@@ -490,7 +490,8 @@ def write_markdown(table, path, command, mode="report", small=None):
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if MARK_BEGIN in text and MARK_END in text:
         before, rest = text.split(MARK_BEGIN, 1)
-        text = before + block + rest.split(MARK_END, 1)[1].lstrip("\n")
+        after = rest.split(MARK_END, 1)[1].lstrip("\n")
+        text = before + block + ("\n" + after if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text, encoding="utf-8")
