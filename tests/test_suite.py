@@ -145,8 +145,8 @@ def test_markdown_block_keeps_the_page_around_it_as_it_was(tmp_path):
     """The text after the block (docs/benchmarks.md's own sections) keeps its blank line, and
     writing the same table twice changes nothing."""
     path = tmp_path / "page.md"
-    path.write_text(f"# page\n\n{suite.MARK_BEGIN}\nstale table\n{suite.MARK_END}\n\n## after\n\ntext\n",
-                    encoding="utf-8")
+    page = f"# page\n\n{suite.MARK_BEGIN}\nstale table\n{suite.MARK_END}\n\n## after\n\ntext\n"
+    path.write_text(page, encoding="utf-8")
     suite.write_markdown(_table([0.8, 0.8], [0.7, 0.7]), path, "cmd")
     once = path.read_text(encoding="utf-8")
     assert f"{suite.MARK_END}\n\n## after\n\ntext\n" in once and "stale table" not in once
