@@ -7,9 +7,11 @@ truncated one; at worst a stray `.tmp-*` file remains beside it, which no reader
 """
 
 import contextlib
+import errno
 import os
 import re
 import secrets
+import shutil
 
 TMP_PREFIX = ".tmp-"
 # The names `atomic_path` gives: prefix, writer's pid, random part, target's name.
@@ -53,6 +55,19 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def ensure_room(path, nbytes):
+    """Raises `OSError(ENOSPC)` naming `path` unless its file system has room for `nbytes`.
+
+    For writers that must not meet a full disk halfway: h5py (Keras' `save_weights`) leaves
+    HDF5 in a broken state when a write fails, prints errors as its objects are freed and can
+    crash the process; checking first turns that into the ordinary error every other writer
+    raises.
+    """
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
 
 
 def atomic_write_text(path, text):

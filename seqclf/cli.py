@@ -443,8 +443,7 @@ def main(argv=None):
         if e.errno not in _USER_ERRNOS:
             raise
         # The file system said no (disk full, read-only, permissions): one line naming it.
-        print(f"seqclf {args.command}: error: {e.strerror}. Received: {e.filename!r}",
-              file=sys.stderr)
+        print(f"seqclf {args.command}: error: {_os_error_line(e, args)}", file=sys.stderr)
         return 2
     except Exception as e:
         if not _out_of_memory(e):
@@ -459,6 +458,30 @@ def main(argv=None):
 # File-system refusals that are the user's to fix, not seqclf bugs.
 _USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                 errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
+def _os_error_line(e, args):
+    """The one line for a refused write: the path the system named, else the command's output
+    (a writer such as h5py may not say which file it was writing); on a full disk during
+    `train`, that the run resumes from its last completed epoch once there is room."""
+    target = e.filename
+    if target is None:
+        for flag in ("out", "output"):
+            if getattr(args, flag, None):
+                target = f"{flag}={getattr(args, flag)!r}"
+                break
+    else:
+        target = repr(target)
+    hint = ""
+    out = getattr(args, "out", None)
+    if args.command == "train" and out and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if os.path.isfile(os.path.join(out, "metrics.json")):  # written after model.keras
+            hint = (f"; model.keras and metrics.json were saved, some plots were not: free some "
+                    f"space and run `seqclf plot {out}`")
+        else:
+            hint = ("; free some space and run the same command again: it resumes from the "
+                    "last completed epoch")
+    return f"{e.strerror}{hint}. Received: {target}"
+
+
 _SIZE_FLAGS = ("units", "embedding_dim", "layers", "batch_size", "batch_tokens", "max_tokens",
                "max_length")
 

@@ -129,6 +129,15 @@ def train(config):
     The stages are in `seqclf.training`.
     """
     setup = training.setup_stage(config)
+    try:
+        return _train_stages(setup)
+    finally:
+        # Released now, not when the garbage collector gets to it: a script that trains again
+        # (or unmounts the disk) would otherwise find the lock file still open.
+        setup.lock.release()
+
+
+def _train_stages(setup):
     train_data, val_data, val_spec, pool = training.data_stage(setup.config)
     built = training.model_stage(setup, train_data, val_spec)
     linear = linear_path.linear_stage(built, train_data)

@@ -600,6 +600,71 @@ def test_disk_full_while_training_is_one_line(tmp_path, small_tsv, capsys, monke
     one_line(capsys, "No space left on device", "metrics.json")
 
 
+@pytest.fixture
+def tiny_disk(tmp_path, request):
+    """A file system of its own (tmpfs) of `request.param` bytes, made larger by `grow()`;
+    skipped where this process may not mount one (not root, or no CAP_SYS_ADMIN)."""
+    import subprocess
+
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={request.param}", "tmpfs", str(where)],
+        capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("needs to mount a small tmpfs (root with CAP_SYS_ADMIN) to fill a disk")
+    try:
+        yield where, lambda: subprocess.run(
+            ["mount", "-o", "remount,size=20m", str(where)], check=True)
+    finally:
+        # Lazily: files the run opened may still be open in this process.
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+# 40 KB fills before the first epoch's backup is written (the model alone is ~65 KB), 200 KB
+# before the second's.
+@pytest.mark.parametrize("tiny_disk", ["40k", "200k"], indirect=True)
+def test_a_disk_that_fills_up_during_train_is_one_line_and_the_run_resumes(
+        tiny_disk, small_tsv, capsys):
+    """A real full disk, no simulated error: one line naming the file and what to do next, no
+    h5py errors or crash (HDF5 is never left to meet the full disk), and the same command
+    resumes once there is room."""
+    where, grow = tiny_disk
+    out = where / "run"
+    argv = ["train", "--data", str(small_tsv), "--out", str(out), *FAST, "--model", "lstm",
+            "--epochs", "2"]
+    assert main(argv) == 2
+    assert not (out / "metrics.json").exists()
+    one_line(capsys, "No space left on device", str(out / "backup"), "run the same command again")
+    grow()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert {"model.keras", "metrics.json", "curves.png", "confusion.png"} <= {
+        p.name for p in out.iterdir()}
+
+
+def test_a_disk_that_fills_up_while_plotting_says_how_to_draw_them(
+        tmp_path, small_tsv, capsys, monkeypatch):
+    """The model and metrics.json are written before the plots: the line says so and names the
+    command that draws the plots; that command then does."""
+    import errno
+
+    import seqclf.plotting
+
+    out = tmp_path / "r"
+    real = seqclf.plotting.plot_run
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", os.path.join(path, "curves.png"))
+
+    monkeypatch.setattr(seqclf.plotting, "plot_run", full)
+    assert main(["train", "--data", str(small_tsv), "--out", str(out), *FAST]) == 2
+    one_line(capsys, "No space left on device", "model.keras and metrics.json were saved",
+             f"seqclf plot {out}")
+    monkeypatch.setattr(seqclf.plotting, "plot_run", real)
+    assert main(["plot", str(out)]) == 0
+    assert (out / "curves.png").is_file() and (out / "model.keras").is_file()
+
+
 def test_one_class_per_row_is_named_not_a_batch_size_error(tmp_path, capsys):
     ids = tmp_path / "ids.tsv"
     ids.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{i}\n" for i in range(40)))

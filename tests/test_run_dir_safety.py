@@ -140,3 +140,23 @@ def test_a_run_killed_just_after_metrics_json_is_tidied_by_the_next_train(
     assert _train(small_tsv, out) == 2
     _one_line_error(capsys, "already holds a finished run")
     assert not (out / "backup").exists() and (out / "curves.png").exists()
+
+
+def test_train_in_a_script_closes_its_lock_file_when_it_returns(tmp_path, small_tsv):
+    """A script that trains in a loop must not keep one open lock file per run (nor its flock)
+    until the garbage collector happens to run."""
+    out = tmp_path / "run"
+
+    def open_in_run():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(out)):
+                found.append(target)
+        return found
+
+    assert _train(small_tsv, out, "--model", "lstm", "--ngram-buckets", "0") == 0
+    assert open_in_run() == []

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from seqclf import _compat
-from seqclf._io import atomic_path, atomic_write_text
+from seqclf._io import atomic_path, atomic_write_text, ensure_room
 from seqclf.errors import SeqclfError
 from seqclf.gradients.frames import load_frame, save_frame
 
@@ -196,7 +196,9 @@ class RunBackup(keras.callbacks.Callback):
         # A new name per epoch: state.json keeps naming the previous, complete file until the
         # new one is in place.
         weights = f"epoch-{epoch + 1}.weights.h5"
-        with atomic_path(os.path.join(self.backup_dir, weights)) as tmp:
+        path = os.path.join(self.backup_dir, weights)
+        ensure_room(path, _weights_file_bytes(self.model))
+        with atomic_path(path) as tmp:
             self.model.save_weights(tmp)
         state = {
             "epoch": epoch + 1,
@@ -250,3 +252,13 @@ class RunBackup(keras.callbacks.Callback):
     def delete(self):
         """Removes the backup; call it once the run's final outputs are saved."""
         shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _weights_file_bytes(model):
+    """A generous size of `model.save_weights`' file: the model's and optimizer's variables,
+    plus HDF5's few kilobytes of metadata for each and its file header."""
+    variables = list(model.weights)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    data = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(data * 1.1) + 4096 * len(variables) + 65536
