@@ -446,6 +446,11 @@ def main(argv=None):
         print(f"seqclf {args.command}: error: {_os_error_line(e, args)}", file=sys.stderr)
         return 2
     except Exception as e:
+        if _disk_full(e):
+            # TensorFlow's savers report a full disk as ResourceExhaustedError, not OSError.
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            print(f"seqclf {args.command}: error: {_os_error_line(full, args)}", file=sys.stderr)
+            return 2
         if not _out_of_memory(e):
             raise
         sizes = ", ".join(f"{k}={getattr(args, k)!r}" for k in _SIZE_FLAGS if hasattr(args, k))
@@ -464,7 +469,7 @@ def _os_error_line(e, args):
     `train`, that the run resumes from its last completed epoch once there is room."""
     target = e.filename
     if target is None:
-        for flag in ("out", "output"):
+        for flag in ("out", "output", "model_base_path"):
             if getattr(args, flag, None):
                 target = f"{flag}={getattr(args, flag)!r}"
                 break
@@ -484,6 +489,11 @@ def _os_error_line(e, args):
 
 _SIZE_FLAGS = ("units", "embedding_dim", "layers", "batch_size", "batch_tokens", "max_tokens",
                "max_length")
+
+
+def _disk_full(e):
+    """Whether `e` (TensorFlow's, with the C library's message) says the disk is full."""
+    return os.strerror(errno.ENOSPC) in str(e) or "No space left on device" in str(e)
 
 
 def _out_of_memory(e):

@@ -514,6 +514,7 @@ def one_line(capsys, *needles):
     assert len([line for line in lines if "error" in line]) == 1, err
     for needle in needles:
         assert needle in lines[-1], err
+    return err
 
 
 @pytest.mark.parametrize("flags, needles", [
@@ -640,6 +641,16 @@ def test_a_disk_that_fills_up_during_train_is_one_line_and_the_run_resumes(
     assert main(argv) == 0, capsys.readouterr().err
     assert {"model.keras", "metrics.json", "curves.png", "confusion.png"} <= {
         p.name for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("tiny_disk", ["40k"], indirect=True)
+def test_export_to_a_full_disk_is_one_line_not_out_of_memory(tiny_disk, small_run, capsys):
+    """TensorFlow's SavedModel writer reports ENOSPC as ResourceExhaustedError, which read as
+    "out of memory; choose smaller sizes"."""
+    where, _ = tiny_disk
+    base = where / "exported"
+    assert main(["export", str(small_run), "--model-base-path", str(base)]) == 2
+    assert "memory" not in one_line(capsys, "No space left on device", str(base))
 
 
 def test_a_disk_that_fills_up_while_plotting_says_how_to_draw_them(
