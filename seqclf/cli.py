@@ -12,6 +12,7 @@ off the terminal unless `--verbose` or `SEQCLF_VERBOSE=1` is given.
 import argparse
 import errno
 import json
+import logging
 import math
 import os
 import sys
@@ -193,9 +194,10 @@ def _cmd_train(args):
     from seqclf.distribute import end_multi_worker_run
 
     if end_multi_worker_run():
-        # A non-chief worker, its run over and every worker past the last all-reduce: exit
-        # before TensorFlow's teardown calls the chief's coordination service, which may
-        # already be gone (see `end_multi_worker_run`).
+        # A multi-worker run, over on every worker: exit without TensorFlow's teardown, which
+        # calls the coordination service that the chief hosts (see `end_multi_worker_run`).
+        # Nothing is left to write: the run directory is complete and its writers closed.
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -33,6 +33,8 @@ corrected cross-worker reduction of the logs (`seqclf._compat.patch_multi_worker
 
 import json
 import os
+import socket
+import time
 
 import tensorflow as tf
 
@@ -136,17 +138,25 @@ def make_strategy(name="default"):
 _MULTI_WORKER = []
 
 
-def end_multi_worker_run():
-    """Meets the other workers once this process's run is over; returns whether this process is
-    a non-chief worker of a multi-worker run, which should then exit at once.
+def end_multi_worker_run(wait_s=5.0):
+    """Meets the other workers once this process's run is over; returns whether this process
+    belongs to a multi-worker run, and must then exit at once without TensorFlow's teardown
+    (`os._exit`, see `seqclf.cli`).
 
-    The chief hosts TensorFlow's coordination service. A worker still running when the chief's
-    process ends loses it: its heartbeat and its own shutdown fail ("Failed to send RPC to
-    coordination service ... Connection refused"), and it hangs or dies with a non-zero status
-    - whichever worker finishes last, which with several ensemble members is often not the
-    chief. A last all-reduce makes every worker wait until all have finished (the chief's plots
-    included); a non-chief then exits without TensorFlow's teardown (`os._exit`, see
-    `seqclf.cli`), which would call the service that the chief may already have stopped.
+    The chief hosts TensorFlow's coordination service, and every worker's teardown calls it.
+    Whichever process ends first leaves the other to fail: a worker still running when the
+    chief's process ends loses the service (its heartbeat and its own shutdown fail, "Failed to
+    send RPC to coordination service ... Connection refused", and it hangs or dies with a
+    non-zero status), and a chief still tearing down when a worker has gone sees that worker's
+    heartbeats stop and logs "BaseCollectiveExecutor::StartAbort ... tasks are unhealthy" (after
+    a few seconds, so only on a busy machine). So:
+
+    * a last all-reduce makes every worker wait until all have finished (the chief's plots
+      included);
+    * the other workers then exit at once, without the teardown;
+    * the chief waits (at most `wait_s`) until their servers have closed, so that none is still
+      collecting the all-reduce's result, and exits without the teardown too: its service stops
+      with its process, before it can miss a heartbeat.
     """
     if not _MULTI_WORKER:
         return False
@@ -163,7 +173,36 @@ def end_multi_worker_run():
         return strategy.run(one)
 
     strategy.reduce("SUM", arrive(), axis=None)
-    return not is_chief(strategy)
+    if is_chief(strategy):
+        _wait_until_closed(_other_addresses(strategy.cluster_resolver), wait_s)
+    return True
+
+
+def _other_addresses(resolver):
+    """The `host:port` of every task in the cluster but this one."""
+    cluster = resolver.cluster_spec().as_dict()
+    own = (resolver.task_type, resolver.task_id or 0)
+    return [address for job, tasks in cluster.items()
+            for index, address in (tasks.items() if isinstance(tasks, dict) else enumerate(tasks))
+            if (job, index) != own]
+
+
+def _wait_until_closed(addresses, wait_s):
+    """Returns once nothing accepts connections at any of `addresses`, or after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    pending = list(addresses)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for address in pending:
+            host, _, port = address.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
+                    still.append(address)
+            except OSError:
+                pass  # refused (or unreachable): that task's server is gone
+        pending = still
+        if pending:
+            time.sleep(0.05)
 
 
 def is_chief(strategy):

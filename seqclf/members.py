@@ -20,6 +20,7 @@ from seqclf.training import (
     datasets_stage,
     member_header,
     quiet_end_of_data,
+    quiet_retracing,
     say,
     training_callbacks,
 )
@@ -62,7 +63,7 @@ def members_stage(setup, built, train_data, val_data, pool):
                                           model=backbone, seed=seed)
         say(config, member_header(config, k))
         start = time.perf_counter()
-        with quiet_end_of_data(), data_errors():
+        with quiet_end_of_data(), quiet_retracing(), data_errors():
             history = backbone.fit(
                 train_ds, validation_data=val_ds, epochs=config.epochs,
                 callbacks=training_callbacks(built), verbose=0, shuffle=False,

@@ -8,6 +8,7 @@ order. The on-disk format and the resume rules are described in `seqclf.run`.
 import atexit
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -105,6 +106,27 @@ def quiet_end_of_data():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         yield
+
+
+class _NotRetracing(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Silences TensorFlow's "N out of the last M calls ... triggered tf.function retracing"
+    warning while an ensemble trains its members."""
+    # TensorFlow counts traces per Python function, and Keras makes every model's train and test
+    # functions from the same one: a new model's first trace is counted against the models
+    # before it, though nothing could reuse their traces.
+    logger = logging.getLogger("tensorflow")
+    quiet = _NotRetracing()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 @contextlib.contextmanager
