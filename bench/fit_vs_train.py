@@ -10,10 +10,13 @@ For each dataset's first report split (`bench/suite.py`) and each seed, in fresh
 * **fit**: the README's `model.fit` quick start on the same rows: a shuffled 10% held out,
   `TextClassifier.from_texts`, `compile()`, `fit(train, validation_data=val)`, `evaluate(test)`.
 
-`seqclf train` also fits the linear path and blends it with the recurrent model on the
-validation split; `model.fit` trains the recurrent model alone. Seconds per epoch: the recurrent
-model's epochs only (`train`: `train_seconds` less the linear path and blend seconds, over the
-epochs run; `fit`: `fit`'s wall time over its epochs). Medians over seeds, nothing else running.
+Both fit the linear path on the training rows and blend it with the recurrent model on the
+validation rows (the blend columns: linear / recurrent weight); `seqclf train`, whose validation
+rows were held out of its training file, then fits the linear path again on all of them, which
+`fit` with `validation_data` does not (with `validation_split` it does). Seconds per epoch: the
+recurrent model's epochs only, the linear path and the blend apart (`train`: `train_seconds`
+less their seconds, over the epochs run; `fit`: `fit`'s wall time less theirs, over its epochs).
+Medians over seeds, nothing else running.
 """
 
 import argparse
@@ -47,8 +50,10 @@ history = model.fit(train, validation_data=val, verbose=0)
 seconds = time.perf_counter() - start
 test = pd.read_csv(sys.argv[2], sep="\\t")
 result = model.evaluate(test, return_dict=True, verbose=0)
+blend = model.settings.get("blend") or {}
 print(json.dumps({"accuracy": result["accuracy"], "epochs": len(history.history["loss"]),
-                  "seconds": seconds}))
+                  "seconds": seconds, "blend_seconds": blend.get("seconds", 0.0),
+                  "weights": [blend.get("linear_weight"), blend.get("recurrent_weight")]}))
 """
 
 
@@ -76,15 +81,18 @@ def with_train(train_path, test_path, seed, workdir):
     side = float(blend.get("seconds", 0))  # the linear path and the blend
     epochs = int(metrics["epochs"])
     return {"accuracy": evaluation["accuracy"], "epochs": epochs,
-            "epoch_seconds": (metrics["train_seconds"] - side) / max(epochs, 1)}
+            "epoch_seconds": (metrics["train_seconds"] - side) / max(epochs, 1),
+            "weights": [blend.get("linear_weight"), blend.get("recurrent_weight")]}
 
 
 def with_fit(train_path, test_path, seed, workdir):
     script = os.path.join(workdir, "fit_script.py")
     pathlib.Path(script).write_text(FIT_SCRIPT, encoding="utf-8")
     r = json.loads(_run([script, train_path, test_path, str(seed)], workdir).splitlines()[-1])
+    # The recurrent model's epochs only, as for `train`: the linear path and the blend apart.
     return {"accuracy": r["accuracy"], "epochs": r["epochs"],
-            "epoch_seconds": r["seconds"] / max(r["epochs"], 1)}
+            "epoch_seconds": (r["seconds"] - r["blend_seconds"]) / max(r["epochs"], 1),
+            "weights": r["weights"]}
 
 
 def main(argv=None):
@@ -94,8 +102,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     print("| dataset | seed | train acc | fit acc | train epochs | fit epochs "
-          "| train s/epoch | fit s/epoch |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| train s/epoch | fit s/epoch | train blend | fit blend |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for name in args.datasets.split(","):
         _, train_df, test_df, _ = next(iter(splits(name, "report")))
         rows = []
@@ -111,13 +119,20 @@ def main(argv=None):
                 rows.append((t, f))
                 print(f"| {name} | {seed} | {t['accuracy']:.4f} | {f['accuracy']:.4f} | "
                       f"{t['epochs']} | {f['epochs']} | {t['epoch_seconds']:.2f} | "
-                      f"{f['epoch_seconds']:.2f} |", flush=True)
+                      f"{f['epoch_seconds']:.2f} | {_weights(t)} | {_weights(f)} |",
+                      flush=True)
         med = {k: {side: statistics.median(r[i][k] for r in rows) for i, side in
                    enumerate(("train", "fit"))} for k in ("accuracy", "epoch_seconds")}
         ratio = med["epoch_seconds"]["fit"] / med["epoch_seconds"]["train"]
         print(f"| {name} | median | {med['accuracy']['train']:.4f} | "
               f"{med['accuracy']['fit']:.4f} | | | {med['epoch_seconds']['train']:.2f} | "
-              f"{med['epoch_seconds']['fit']:.2f} (x{ratio:.2f}) |", flush=True)
+              f"{med['epoch_seconds']['fit']:.2f} (x{ratio:.2f}) | | |", flush=True)
+
+
+def _weights(result):
+    """The blend's linear and recurrent weights, "-" where nothing was blended."""
+    linear, recurrent = result["weights"]
+    return "-" if linear is None else f"{linear:g} / {recurrent:g}"
 
 
 if __name__ == "__main__":

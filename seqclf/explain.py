@@ -168,10 +168,15 @@ def _gradient_fn(classifier):
     import tensorflow as tf
 
     from seqclf.gradients.timestep_probe import recurrent_layers, watching_inputs
+    from seqclf.models.logit_blend import LogitBlend
     from seqclf.models.ngram_linear import NgramLinear
 
     backbone = classifier.backbone
-    if any(isinstance(layer, NgramLinear) for layer in _all_layers(backbone)):
+    # A linear path held by a blend that gives it no weight is not part of the model's output.
+    if any(isinstance(layer, NgramLinear)
+           or (isinstance(layer, LogitBlend) and layer.linear is not None
+               and layer.linear_weight > 0)
+           for layer in _all_layers(backbone)):
         raise SeqclfError(
             "Gradient attributions see only the recurrent path, and this model also has the "
             "linear n-gram path (ids, no gradient); use method='occlusion', which reads the "

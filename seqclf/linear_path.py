@@ -100,10 +100,10 @@ def nb_ratios(x, y, num_classes):
     return out
 
 
-def _fit_path(kind, cs, x, y, num_classes, idf, seed, class_weights=None):
+def _fit_path(kind, cs, x, y, num_classes, idf, seed, row_weights=None):
     """`[(kernel [columns, classes], bias [classes])]`, one per C of `cs` (ascending), on binary
-    features `x`, each row weighted by its class's `class_weights` (None: 1). lbfgs and saga fits
-    are warm-started from the previous C: a path costs little more than its last fit."""
+    features `x`, each row weighted by `row_weights` (None: 1). lbfgs and saga fits are
+    warm-started from the previous C: a path costs little more than its last fit."""
     from sklearn.linear_model import LogisticRegression
 
     present = np.unique(y)
@@ -127,7 +127,7 @@ def _fit_path(kind, cs, x, y, num_classes, idf, seed, class_weights=None):
         for model, (k, features, target, _) in zip(models, problems):
             model.set_params(C=c).fit(
                 features, target,
-                sample_weight=None if class_weights is None else class_weights[y])
+                sample_weight=row_weights)
             if k is not None:
                 kernel[:, k] = model.coef_[0] * ratios[:, k]
                 bias[k] = model.intercept_[0]
@@ -180,16 +180,20 @@ def _folds(y, seed, groups=None):
     return out
 
 
-def choose_candidate(x, y, num_classes, seed=0, groups=None, class_weights=None):
+def choose_candidate(x, y, num_classes, seed=0, groups=None, class_weights=None,
+                     sample_weight=None):
     """`(kind, C, scores)`: the candidate with the best inner cross-validated accuracy. With
     `groups` (each row's group name), a fold holds out whole groups, as the run's validation
     split does: rows of one group (a text and its edited copy) never score each other. With
-    `class_weights` (by class id), fits and scores weigh each row by its class's weight."""
+    `class_weights` (by class id) and `sample_weight` (by row), fits and scores weigh each row
+    by the product."""
     rng = np.random.default_rng(seed)
+    rows = _row_weights(y, class_weights, sample_weight)
     if x.shape[0] > MAX_CV_ROWS:
         pick = np.sort(rng.choice(x.shape[0], MAX_CV_ROWS, replace=False))
         x, y = x[pick], y[pick]
         groups = None if groups is None else groups[pick]
+        rows = None if rows is None else rows[pick]
     folds = _folds(y, seed, None if groups is None else np.asarray(groups).astype(str))
     if folds is None:  # a class with one example: nothing to cross-validate on
         return "nb", 1.0, {}
@@ -198,8 +202,8 @@ def choose_candidate(x, y, num_classes, seed=0, groups=None, class_weights=None)
         idf = idf_weights(x[train])
         for kind, grid in C_GRID.items():
             path = _fit_path(kind, grid, x[train], y[train], num_classes, idf, seed,
-                             class_weights)
-            weights = None if class_weights is None else class_weights[y[test]]
+                             None if rows is None else rows[train])
+            weights = None if rows is None else rows[test]
             for c, (kernel, bias) in zip(grid, path):
                 logits = linear_logits(x[test], kind, idf, kernel, bias)
                 acc = float(np.average(logits.argmax(axis=1) == y[test], weights=weights))
@@ -211,27 +215,41 @@ def choose_candidate(x, y, num_classes, seed=0, groups=None, class_weights=None)
     return kind, c, {f"{k}@{c:g}": round(v[0], 4) for (k, c), v in mean.items()}
 
 
+def _row_weights(y, class_weights=None, sample_weight=None):
+    if class_weights is None and sample_weight is None:
+        return None
+    rows = np.ones(len(y)) if class_weights is None else np.asarray(class_weights, float)[y]
+    return rows if sample_weight is None else rows * np.asarray(sample_weight, float)
+
+
 def fit_ngram_linear(ids, labels, *, num_classes, vocab_size, buckets, seed=0, candidate=None,
-                     groups=None, class_weights=None, name="ngram_linear"):
+                     groups=None, class_weights=None, sample_weight=None, name="ngram_linear",
+                     layer=None):
     """`(layer, record)`: an `NgramLinear(features="binary")` fitted on right-padded token ids
     and class ids, and what was chosen (`kind`, `C`, the inner CV accuracies, seconds).
     `candidate=(kind, C)` skips the choice (a refit of a chosen candidate on more data);
     `groups` keeps each group in one inner fold (`choose_candidate`); `class_weights` (by class
-    id) weigh each row's loss and score by its class."""
+    id) and `sample_weight` (by row) weigh each row's loss and score. `layer`: an existing
+    binary `NgramLinear` of these sizes to fit in place (else a new one)."""
     start = time.perf_counter()
     y = np.asarray(labels, dtype="int64")
     x = ngram_matrix(ids, vocab_size, buckets)
     if candidate is None:
         kind, c, scores = choose_candidate(x, y, num_classes, seed=seed, groups=groups,
-                                           class_weights=class_weights)
+                                           class_weights=class_weights,
+                                           sample_weight=sample_weight)
     else:
         (kind, c), scores = candidate, {}
     idf = idf_weights(x)
-    [(kernel, bias)] = _fit_path(kind, [c], x, y, num_classes, idf, seed, class_weights)
-    layer = NgramLinear(vocab_size, num_classes, buckets=buckets,
-                        idf=idf if kind == "tfidf" else np.ones_like(idf), features="binary",
-                        normalize=kind == "tfidf", name=name)
-    layer.build((None, None))
+    [(kernel, bias)] = _fit_path(kind, [c], x, y, num_classes, idf, seed,
+                                 _row_weights(y, class_weights, sample_weight))
+    if layer is None:
+        layer = NgramLinear(vocab_size, num_classes, buckets=buckets, features="binary",
+                            name=name)
+        layer.build((None, None))
+    # Fixed when the graph is traced: the caller makes its model's functions again.
+    layer.normalize = kind == "tfidf"
+    layer.idf.assign(idf if kind == "tfidf" else np.ones_like(idf))
     layer.kernel.assign(kernel)
     layer.bias.assign(bias)
     layer.trainable = False
@@ -303,89 +321,62 @@ def token_id_matrix(preprocessor, texts, batch_size=4096):
                           or [np.zeros((0, 1), "int64")])
 
 
-def linear_stage(built, train_data):
-    """`(layer, record)`: the run's linear path fitted on its training split, or None where the
-    settings ask for none (`ngram_buckets=0`) or the data is streamed (the fit is in memory)."""
-    from seqclf.training import say
+def fit_linear_and_blend(classifier, train, val, *, refit=None, seed=0, batch_size=64):
+    """What `linear_stage` and `blend_stage` do for `seqclf train`, in place, for
+    `TextClassifier.fit`: fits the linear path that the classifier's `LogitBlend` holds on the
+    training texts, then the blend's weights on the validation texts; returns the record.
 
-    config = built.config
-    if not config.ngram_buckets:
-        return None
-    if config.stream:
-        say(config, "linear n-gram path: off for streamed data (it is fitted in memory)")
-        return None
-    preprocessor = built.classifier.preprocessor
-    layer, record = fit_ngram_linear(
-        token_id_matrix(preprocessor, train_data.texts), train_data.labels,
-        num_classes=train_data.num_classes, vocab_size=preprocessor.vocabulary_size,
-        buckets=config.ngram_buckets, seed=config.seed, groups=train_data.groups,
-        class_weights=built.class_weights,
-    )
-    kind = "TF-IDF" if record["kind"] == "tfidf" else "naive-Bayes-scaled (NBSVM)"
-    say(config, f"linear path: {kind} unigrams + bigrams, logistic regression C={record['C']:g} "
-                f"(the best of {len(record['cv_accuracy']) or 1} by cross-validation on the "
-                f"training split), {record['seconds']:.1f} s")
-    return layer, record
-
-
-def blend_stage(built, linear, val_data, pool=None):
-    """Blends the fitted linear path with the trained recurrent backbone (`LogitBlend`, weights
-    fitted on the validation data) and makes that the run's classifier; returns the record.
-
-    Where the validation data was held out of the training file (`pool`: all of it), the linear
-    path is then fitted again, same features and C, on the whole file: the blend weights are
-    kept, the recorded validation figures are those measured before (held out).
+    `train`, `val` and `refit` are `(texts, label ids, row weights or None)`. The classifier's
+    blend must be at weights 0 and 1 (its recurrent model alone) when this is called. `refit`:
+    the texts the linear path is fitted on again once the blend is chosen (same features and C,
+    the blend weights kept), as `blend_stage` does when the validation texts were held out of
+    the user's training data.
     """
-    from seqclf.models import TextClassifier, compile_classifier
-    from seqclf.models.logit_blend import blend_backbones
-    from seqclf.training import say
+    from seqclf.models.logit_blend import find_logit_blend, set_blend_weights
 
     start = time.perf_counter()
-    layer, record = linear
-    config, classifier = built.config, built.classifier
-    preprocessor = classifier.preprocessor
-    x = ngram_matrix(token_id_matrix(preprocessor, val_data.texts),
-                     preprocessor.vocabulary_size, config.ngram_buckets)
+    blend = find_logit_blend(classifier.backbone)
+    layer, preprocessor = blend.linear, classifier.preprocessor
+    sizes = dict(num_classes=layer.units, vocab_size=layer.vocab_size, buckets=layer.buckets,
+                 seed=seed)
+    texts, labels, weights = train
+    _, record = fit_ngram_linear(token_id_matrix(preprocessor, texts), labels,
+                                 sample_weight=weights, layer=layer, **sizes)
+    val_texts, y, val_weights = val
+    y = np.asarray(y, dtype="int64")
+    x = ngram_matrix(token_id_matrix(preprocessor, val_texts), layer.vocab_size, layer.buckets)
     logits = linear_logits(x, record["kind"], layer.idf.numpy(), layer.kernel.numpy(),
                            layer.bias.numpy())
-    probabilities = classifier.predict(val_data.texts, batch_size=config.batch_size)
-    y = np.asarray(val_data.labels)
-    weights = None if built.class_weights is None else built.class_weights[y]
-    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, weights)
+    probabilities = classifier.predict(val_texts, batch_size=batch_size, verbose=0)
+    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, val_weights)
     blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
 
     def accuracy(scores):
-        return float((np.argmax(scores, axis=1) == y).mean())
+        return float(np.average(np.argmax(scores, axis=1) == y, weights=val_weights))
 
-    if pool is not None:
-        layer, _ = fit_ngram_linear(
-            token_id_matrix(preprocessor, pool.texts), pool.labels,
-            num_classes=pool.num_classes, vocab_size=preprocessor.vocabulary_size,
-            buckets=config.ngram_buckets, seed=config.seed,
-            candidate=(record["kind"], record["C"]), class_weights=built.class_weights,
-        )
-    backbone = blend_backbones(layer, classifier.backbone, linear_weight, recurrent_weight)
-    compile_classifier(backbone, steps_per_execution=1)  # for evaluate; trains no further
-    built.classifier = TextClassifier(backbone, preprocessor, classifier.label_names,
-                                      settings=classifier.settings)
-    blend = {
+    if refit is not None:
+        texts, labels, weights = refit
+        fit_ngram_linear(token_id_matrix(preprocessor, texts), labels, sample_weight=weights,
+                         layer=layer, candidate=(record["kind"], record["C"]), **sizes)
+    set_blend_weights(classifier, linear_weight, recurrent_weight)
+    return {
         "val_accuracy": accuracy(blended), "val_loss": loss,
         "linear_val_accuracy": accuracy(logits),
         "recurrent_val_accuracy": accuracy(probabilities),
         "linear_weight": linear_weight, "recurrent_weight": recurrent_weight,
-        "linear_path": record, "linear_refit_on_validation": pool is not None,
-        "seconds": round(record["seconds"] + time.perf_counter() - start, 2),
-        # For the per-class report (`write_results_stage` takes it out of the record): the
-        # linear path may have been refitted on the whole file, so its predictions of the
-        # validation split from now on would not be held out.
-        "val_predicted": np.argmax(blended, axis=1),
+        "linear_path": record, "linear_refit_on_validation": refit is not None,
+        "seconds": round(time.perf_counter() - start, 2),
     }
-    say(config, f"validation accuracy: linear path {blend['linear_val_accuracy']:.4f}, "
-                f"recurrent {blend['recurrent_val_accuracy']:.4f}, blended "
-                f"{blend['val_accuracy']:.4f} (weights {linear_weight:g} and "
-                f"{recurrent_weight:g}"
-                + (": the recurrent model is left out, it did not lower the validation loss "
-                   "beyond noise (twice the standard error of the gain)"
-                   if recurrent_weight == 0 else "")
-                + ")")
-    return blend
+
+
+def blend_summary(blend):
+    """The one line that says what the blend chose (`blend_stage`'s or
+    `fit_linear_and_blend`'s record)."""
+    return (f"validation accuracy: linear path {blend['linear_val_accuracy']:.4f}, "
+            f"recurrent {blend['recurrent_val_accuracy']:.4f}, blended "
+            f"{blend['val_accuracy']:.4f} (weights {blend['linear_weight']:g} and "
+            f"{blend['recurrent_weight']:g}"
+            + (": the recurrent model is left out, it did not lower the validation loss "
+               "beyond noise (twice the standard error of the gain)"
+               if blend["recurrent_weight"] == 0 else "")
+            + ")")

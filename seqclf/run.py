@@ -42,7 +42,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from seqclf import linear_path, training
+from seqclf import linear_stages, training
 from seqclf import members as ensemble_members
 from seqclf.class_report import REPORT_FIELDS, class_report
 from seqclf.data import load_spec, shuffle_words
@@ -140,7 +140,7 @@ def train(config):
 def _train_stages(setup):
     train_data, val_data, val_spec, pool = training.data_stage(setup.config)
     built = training.model_stage(setup, train_data, val_spec)
-    linear = linear_path.linear_stage(built, train_data)
+    linear = linear_stages.linear_stage(built, train_data)
     train_ds, val_ds = training.datasets_stage(setup, built, train_data, val_data)
     training.write_start_stage(setup, built)
     callbacks, backup = training.callbacks_stage(setup, built, val_data)
@@ -154,7 +154,7 @@ def _train_stages(setup):
         members = ensemble_members.members_stage(setup, built, train_data, val_data, pool)
     blend = None
     if linear is not None:
-        blend = linear_path.blend_stage(built, linear, val_data, pool)
+        blend = linear_stages.blend_stage(built, linear, val_data, pool)
     return training.write_results_stage(setup, built, backup, train_seconds, train_data,
                                         val_data, members, blend, first_member=first_member)
 

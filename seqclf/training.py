@@ -673,7 +673,7 @@ def write_results_stage(setup, built, backup, train_seconds, train_data, val_dat
 
     For an ensemble, `best_epoch` and `epochs` are member 0's (the other members trained on
     parts of its validation split) and `members` lists every member's; `train_seconds` adds up
-    all members'. With a linear path (`blend`, `seqclf.linear_path.blend_stage`),
+    all members'. With a linear path (`blend`, `seqclf.linear_stages.blend_stage`),
     `val_accuracy` and `val_loss` are the blended model's, the one saved and exported, and
     `train_seconds` includes the linear fit. `validation_report` holds the per-class results
     (`seqclf.class_report`) of the model `val_accuracy` describes; `first_member`: the first

@@ -32,7 +32,8 @@ def _train(train, **settings):
     clf = TextClassifier.from_texts(train.texts, train.labels, label_names=train.label_names,
                                     model="gru", units=16, embedding_dim=16, **settings)
     clf.compile()
-    clf.fit(train.texts, train.labels, epochs=6, batch_size=16, verbose=0)
+    clf.fit(train.texts, train.labels, epochs=6, batch_size=16, verbose=0,
+            validation_split=0.2 if clf.settings["ngram_buckets"] else None)
     return clf
 
 
@@ -40,7 +41,8 @@ def _train(train, **settings):
 def clf(data):
     """The default kind of model: recurrent and linear n-gram paths, blended."""
     clf = _train(data[0])
-    assert clf.settings["ngram_buckets"]  # the recipe's n-gram path is in the model
+    # The recipe's n-gram path is in the model, and blended in.
+    assert clf.settings["ngram_buckets"] and clf.settings["blend"]["linear_weight"] > 0
     return clf
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from seqclf.errors import SeqclfError
 from seqclf.models import TextClassifier
+from seqclf.models.logit_blend import set_blend_weights
 from seqclf.models.text_inputs import class_weights
 
 TEXTS = ["good film", "a bad bad film indeed", "film", "great movie", "awful awful",
@@ -55,6 +56,8 @@ def test_pandas_series_dataframe_and_one_string(clf):
 def test_validation_split_holds_out_the_last_rows(clf):
     at = 24  # ceil(32 * 0.75): the last quarter, as Keras takes it
     history = clf.fit(TEXTS, LABELS, validation_split=0.25, epochs=1, batch_size=8, verbose=0)
+    # What the epoch's validation measured: the recurrent model alone, before the blend.
+    set_blend_weights(clf, 0.0, 1.0)
     held_out = clf.evaluate(TEXTS[at:], LABELS[at:], verbose=0, return_dict=True)
     assert history.history["val_loss"][0] == pytest.approx(held_out["loss"], rel=1e-5)
     with pytest.raises(SeqclfError, match="Received: validation_split=1.5"):
@@ -124,9 +127,13 @@ def test_fit_follows_the_recipe_when_told_nothing_else():
     else:
         # Annealed over the planned steps: the rate is spent at the end.
         assert rate < 1e-6
-    # The best epoch's weights are kept.
+    # The best epoch's weights are kept: the recurrent model's validation accuracy, measured
+    # again for the blend with the linear path, is the best epoch's.
+    blend = model.settings["blend"]
+    assert blend["recurrent_val_accuracy"] == pytest.approx(max(history["val_accuracy"]))
+    # The blended model is what evaluates now.
     kept = model.evaluate(TEXTS[:16], LABELS[:16], verbose=0, return_dict=True)["accuracy"]
-    assert kept == pytest.approx(max(history["val_accuracy"]))
+    assert kept == pytest.approx(blend["val_accuracy"])
     # Explicit arguments win.
     assert len(model.fit(TEXTS, LABELS, epochs=1, verbose=0).history["loss"]) == 1
 

@@ -19,6 +19,8 @@ from seqclf._startup import spend_once_only_notices
 from seqclf.data.pipeline import make_dataset, string_values
 from seqclf.errors import SeqclfError
 from seqclf.models.classifier import build_classifier, compile_options
+from seqclf.models.logit_blend import find_logit_blend, set_blend_weights, with_linear_path
+from seqclf.models.ngram_linear import NgramLinear
 from seqclf.models.text_inputs import (
     class_weights,
     is_text,
@@ -32,7 +34,7 @@ BACKBONE_FIELDS = ("embedding_dim", "units", "layers", "bidirectional", "dropout
                    "embedding_dropout", "forget_bias", "seed")
 
 
-def backbone_from_settings(settings, *, vocab_size, num_classes, embeddings=None, ngram_idf=None):
+def backbone_from_settings(settings, *, vocab_size, num_classes, embeddings=None):
     """`build_classifier` as `seqclf train` calls it for resolved settings (`TrainConfig` fields).
 
     The options a cell does not take are left at their defaults (`pooling` for `bow`,
@@ -46,21 +48,8 @@ def backbone_from_settings(settings, *, vocab_size, num_classes, embeddings=None
         pooling=(settings.get("pooling") or "last") if cell != "bow" else "last",
         lstm_init=settings.get("lstm_init", "default") if cell == "lstm" else "default",
         chrono_max_timescale=settings.get("max_length"), embeddings=embeddings,
-        ngram_buckets=settings.get("ngram_buckets") or None, ngram_idf=ngram_idf,
+        ngram_buckets=settings.get("ngram_buckets") or None,
     )
-
-
-def ngram_idf_from_texts(preprocessor, texts, buckets):
-    """Idf weights of the n-gram path's unigrams and bigram buckets, from the training texts."""
-    from seqclf.models.ngram_linear import ngram_idf
-
-    def batches():
-        ds = make_dataset(texts, np.zeros(len(texts), "int64"), preprocessor.tokenizer,
-                          max_length=preprocessor.max_length, batch_size=1024, bucketing=False)
-        for ids, _ in ds.as_numpy_iterator():
-            yield ids
-
-    return ngram_idf(batches(), preprocessor.vocabulary_size, buckets)
 
 
 @keras.saving.register_keras_serializable(package="seqclf")
@@ -162,11 +151,15 @@ class TextClassifier(keras.Model):
         if callable(embeddings):
             embeddings = embeddings(preprocessor.vocabulary)
         backbone = backbone_from_settings(
-            values, vocab_size=preprocessor.vocabulary_size, num_classes=len(label_names),
-            embeddings=embeddings,
-            ngram_idf=(ngram_idf_from_texts(preprocessor, texts, values["ngram_buckets"])
-                       if values.get("ngram_buckets") else None),
+            {**values, "ngram_buckets": 0}, vocab_size=preprocessor.vocabulary_size,
+            num_classes=len(label_names), embeddings=embeddings,
         )
+        if values.get("ngram_buckets"):
+            # As `seqclf train` has it: the n-gram path is not trained with the recurrent
+            # model; `fit` fits it on its own and blends the two on the validation data.
+            backbone = with_linear_path(backbone, NgramLinear(
+                preprocessor.vocabulary_size, len(label_names), buckets=values["ngram_buckets"],
+                features="binary", name="ngram_linear"))
         return cls(backbone, preprocessor, label_names,
                    settings={**values, "recipe": recipe, "recipe_record": record})
 
@@ -292,6 +285,14 @@ class TextClassifier(keras.Model):
         with validation data the best epoch's weights (by validation accuracy) are kept, by an
         `EarlyStopping` that waits the recipe's `patience` (default: all epochs). An
         `EarlyStopping` in `callbacks` replaces it.
+
+        Where the recipe put a linear n-gram path beside the recurrent model (`from_texts`),
+        `fit` trains the recurrent model alone, then, given validation texts with labels, fits
+        the linear path on the training texts and blends the two on the validation texts, as
+        `seqclf train` does (`seqclf.linear_path.fit_linear_and_blend`; with
+        `validation_split`, the path is then fitted again on all the texts). The choice is in
+        `settings["blend"]` and printed in one line unless `verbose=0`. Without validation
+        texts the model is the recurrent model alone.
         """
         settings = self._settings
         if epochs is None:
@@ -305,6 +306,7 @@ class TextClassifier(keras.Model):
                                callbacks=_with_step_bar(callbacks, kwargs), **kwargs)
         batch_size = batch_size or 32
         texts, labels, weights, _ = read_inputs(x, y, sample_weight)
+        everything = None
         if validation_split is not None:
             if validation_data is not None:
                 raise SeqclfError(
@@ -313,21 +315,26 @@ class TextClassifier(keras.Model):
                 )
             if labels is None:
                 raise SeqclfError("`validation_split` needs labels. Received: y=None")
+            everything = (texts, labels, weights)
             at = validation_split_at(len(texts), validation_split)
             validation_data = (texts[at:], labels[at:],
                                *(() if weights is None else (weights[at:],)))
             texts, labels = texts[:at], labels[:at]
             weights = None if weights is None else weights[:at]
+        held_out = None
         if validation_data is not None:
             val = validation_data
             if isinstance(val, (tuple, list)) and is_text(val[0]):
-                val = self.text_dataset(*val[:2], sample_weight=val[2] if len(val) > 2 else None,
-                                        batch_size=batch_size)
+                held_out = read_inputs(*val[:2], val[2] if len(val) > 2 else None)[:3]
             elif is_text(val):
-                val = self.text_dataset(val, batch_size=batch_size)
-            validation_data = val
+                held_out = read_inputs(val)[:3]
+            if held_out is not None:
+                validation_data = self._dataset(*held_out, None, batch_size=batch_size)
         ds = self._dataset(texts, labels, weights, class_weight, batch_size=batch_size,
                            shuffle=True, seed=seed, batch_tokens=batch_tokens)
+        blend = find_logit_blend(self)
+        if blend is not None:
+            set_blend_weights(self, 0.0, 1.0)  # the recurrent model trains alone
         self._follow_recipe(ds, epochs, kwargs)
         callbacks = list(callbacks or [])
         if validation_data is not None and not any(
@@ -337,8 +344,34 @@ class TextClassifier(keras.Model):
                 monitor="val_accuracy" if metrics == "auto" else "val_loss",
                 patience=settings.get("patience") or epochs, restore_best_weights=True))
         kwargs["shuffle"] = False  # the dataset reshuffles itself
-        return super().fit(ds, batch_size=None, epochs=epochs, validation_data=validation_data,
-                           callbacks=_with_step_bar(callbacks, kwargs), **kwargs)
+        history = super().fit(ds, batch_size=None, epochs=epochs,
+                              validation_data=validation_data,
+                              callbacks=_with_step_bar(callbacks, kwargs), **kwargs)
+        if blend is not None and held_out is not None and held_out[1] is not None:
+            self._blend_in(class_weight, (texts, labels, weights), held_out, everything,
+                           seed=seed, batch_size=batch_size, verbose=kwargs.get("verbose"))
+        return history
+
+    def _blend_in(self, class_weight, train, held_out, everything, *, seed, batch_size,
+                  verbose):
+        """Fits the linear path on the training texts and blends it with the recurrent model
+        on the held-out ones, as `seqclf train` does (`seqclf.linear_path`)."""
+        from seqclf.linear_path import blend_summary, fit_linear_and_blend
+
+        def rows(texts, labels, weights, class_weight=None):
+            ids, _ = _label_ids(labels, self.label_names)
+            if class_weight is not None:
+                per_class = class_weights(class_weight, ids, self.label_names)
+                weights = per_class[ids] * (1.0 if weights is None else weights)
+            return texts, ids, weights
+
+        record = fit_linear_and_blend(
+            self, rows(*train, class_weight), rows(*held_out),
+            refit=None if everything is None else rows(*everything, class_weight),
+            seed=seed, batch_size=batch_size)
+        self._settings["blend"] = record
+        if verbose != 0:
+            print(blend_summary(record))
 
     def _follow_recipe(self, ds, epochs, kwargs):
         """Recompiles the automatic optimizer with the recipe's schedule over this fit's steps."""
