@@ -36,10 +36,10 @@ MAX_LINES = 15
 
 # The quick start's script at test size (each must be found, as above).
 SMALLER_FIT = [
-    ("from_texts(train.text, train.label)",
-     "from_texts(train.text, train.label, units=8, embedding_dim=8)"),
-    ("model.fit(train, validation_data=val)",
-     "history = model.fit(train, validation_data=val, epochs=1, verbose=0)"),
+    ("from_texts(data.text, data.label)",
+     "from_texts(data.text, data.label, units=8, embedding_dim=8)"),
+    ("model.fit(data, validation_split=0.1)",
+     "history = model.fit(data, validation_split=0.1, epochs=1, verbose=0)"),
 ]
 # ... and its `seqclf train` command.
 SMALLER_CLI = [("--out runs/my", "--out runs/my --epochs 1 --units 8 --embedding-dim 8 --quiet")]
@@ -169,7 +169,10 @@ def test_quick_start_script_fits_a_dataframe(tfds_dir, tmp_path, monkeypatch):
     assert len(history["loss"]) == 1 and len(history["val_accuracy"]) == 1
     model = namespace["model"]
     assert model.label_names == ["negative", "positive"]  # from the CSV's label names
-    assert len(namespace["train"]) == 540 and len(namespace["val"]) == 60
+    assert len(namespace["data"]) == 600
+    # The last 60 rows validated; the linear path was blended in on them, then fitted again on
+    # all 600, as `seqclf train` does.
+    assert model.settings["blend"]["linear_refit_on_validation"]
     saved = tmp_path / "runs" / "my_fit"
     assert {"config.json", "vocabulary.txt", "model.keras"} <= set(os.listdir(saved))
 
