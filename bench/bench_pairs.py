@@ -49,7 +49,7 @@ def read_rows(path):
 
 
 def run(model, seed=0, epochs=None, train=TRAIN, dev=DEV, out=None):
-    from seqclf.run import TrainConfig, load_run, predict
+    from seqclf.run import TrainConfig, predict
     from seqclf.run import train as train_run
 
     config = TrainConfig(data=str(train), model=model, seed=seed, text_column=TEXT,
@@ -58,7 +58,7 @@ def run(model, seed=0, epochs=None, train=TRAIN, dev=DEV, out=None):
         config.epochs = epochs
     metrics = train_run(config)
     texts, labels, pairs = read_rows(dev)
-    predicted = [p["label"] for p in predict(load_run(out), texts)]
+    predicted = [p["label"] for p in predict(out, texts)]
     correct = [p == y for p, y in zip(predicted, labels)]
     share, n_pairs = pair_accuracy(pairs, correct)
     return {"model": model, "seed": seed, "accuracy": sum(correct) / len(correct),

@@ -191,7 +191,7 @@ def pair_accuracy(test_df, predicted):
 def run_seqclf(train_df, test_df, overrides, seed, workdir, serving=False):
     import keras
 
-    from seqclf.run import TrainConfig, evaluate, load_run, predict, train
+    from seqclf.run import TrainConfig, evaluate, predict, train
 
     keras.backend.clear_session()
     train_path, test_path = os.path.join(workdir, "train.tsv"), os.path.join(workdir, "test.tsv")
@@ -209,7 +209,7 @@ def run_seqclf(train_df, test_df, overrides, seed, workdir, serving=False):
         config = json.load(f)
     predicted = None
     if "batch_id" in test_df:
-        predicted = [p["label"] for p in predict(load_run(out), test_df["sentence"].tolist())]
+        predicted = [p["label"] for p in predict(out, test_df["sentence"].tolist())]
     extra = {}
     if serving:
         from bench.suite_serving import serving_latency

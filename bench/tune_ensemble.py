@@ -63,7 +63,8 @@ def train_seeds(dataset, seeds, overrides, every_epoch=None):
     import keras
 
     import seqclf.training
-    from seqclf.run import TrainConfig, load_run, train
+    from seqclf.models import TextClassifier
+    from seqclf.run import TrainConfig, train
 
     _, train_df, test_df, _ = suite.splits(dataset, "tune")[0]
     probs, records = {}, []
@@ -85,8 +86,8 @@ def train_seeds(dataset, seeds, overrides, every_epoch=None):
                 seqclf.training.training_callbacks = shipped
             if every_epoch is not None:
                 every_epoch[seed] = tuple(np.asarray(x) for x in zip(*epochs, strict=True))
-            run = load_run(out)
-            p = run.classifier.predict(test_df["sentence"].tolist(), batch_size=256)
+            run = TextClassifier.from_run(out)
+            p = run.predict(test_df["sentence"].tolist(), batch_size=256)
             # Columns in label order: the runs agree (labels are sorted names).
             probs[seed] = p
             records.append({"seed": seed, "best_epoch": metrics["best_epoch"],

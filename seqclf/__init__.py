@@ -5,10 +5,9 @@ table, `_EXPORTS`), so `import seqclf` and the CLI's `--help` stay fast:
 
 * the task: `TextClassifier` (fit / evaluate / predict on raw strings), `TextPreprocessor`
 * data: `load_spec`, `read_table`, `make_vectorizer`, `make_dataset`, `TextData`
-* models: `build_classifier`, `compile_classifier`, `build_end_to_end`, `make_optimizer`,
-  `LazyAdam`
+* models: `build_classifier`, `compile_classifier`, `make_optimizer`, `LazyAdam`
 * gradients: `GradientStats`, `timestep_gradient_norms`
-* runs: `TrainConfig`, `train`, `evaluate`, `predict`, `load_run`
+* runs: `TrainConfig`, `train`, `evaluate`, `predict` (`TextClassifier.from_run` loads a run)
 * serving: `export_saved_model`, `export_run`
 * errors: `SeqclfError`
 
@@ -40,7 +39,6 @@ _EXPORTS = {
     "TextData": "seqclf.data",
     "build_classifier": "seqclf.models",
     "compile_classifier": "seqclf.models",
-    "build_end_to_end": "seqclf.models",
     "make_optimizer": "seqclf.optimizers",
     "LazyAdam": "seqclf.lazy_adam",
     "GradientStats": "seqclf.callbacks",
@@ -49,7 +47,6 @@ _EXPORTS = {
     "train": "seqclf.run",
     "evaluate": "seqclf.run",
     "predict": "seqclf.run",
-    "load_run": "seqclf.run",
     "export_saved_model": "seqclf.serving",
     "export_run": "seqclf.serving",
     "SeqclfError": "seqclf.errors",

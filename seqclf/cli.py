@@ -260,9 +260,9 @@ def _predict_data(args):
 
     if args.output is not None:
         output_format(args.output)  # refuse a taken name before paying for the model
-    from seqclf.run import load_run
+    from seqclf.models import TextClassifier
 
-    classifier = load_run(args.run_dir).classifier
+    classifier = TextClassifier.from_run(args.run_dir)
     result = predict_file(classifier, args.data, output=args.output,
                           text_column=args.text_column, batch_size=args.batch_size,
                           progress=not args.quiet)
@@ -281,9 +281,9 @@ def _cmd_explain(args):
     if args.png is not None:
         check_new_file("png", args.png, (".png",))
     from seqclf.explain import plot_heat_lines, to_html
-    from seqclf.run import load_run
+    from seqclf.models import TextClassifier
 
-    explanations = load_run(args.run_dir).classifier.explain(args.texts, method=args.method)
+    explanations = TextClassifier.from_run(args.run_dir).explain(args.texts, method=args.method)
     for e in explanations:
         print(json.dumps(e.as_dict(), ensure_ascii=False) if args.json else str(e))
     if args.html is not None:

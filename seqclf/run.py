@@ -1,4 +1,5 @@
-"""Training runs: `train` writes a run directory; `load_run`, `evaluate` and `predict` read it.
+"""Training runs: `train` writes a run directory; `evaluate` and `predict` read it
+(`TextClassifier.from_run` loads its classifier).
 
 `train` runs the stages of `seqclf.training` and trains a `seqclf.models.TextClassifier`'s
 backbone; `TextClassifier.save_run` and `TextClassifier.from_run` write and read the same format.
@@ -6,7 +7,7 @@ A run directory (`seqclf.run_dir.RunDir` names, reads and writes its files) hold
 
 * `config.json` — the resolved configuration (every default filled in) and the label names;
 * `vocabulary.txt` — the vectorizer's vocabulary, one token per line, id = line number - 1;
-* `model.keras` — the trained classifier (token ids in, probabilities out);
+* `model.keras` — the trained `TextClassifier` (`keras.saving.load_model` reads it back);
 * `history.csv` — one row per epoch (loss, accuracy, val_loss, val_accuracy);
 * `gradient_stats.csv` — with `gradient_stats=N`: `GradientStats` records every N steps;
 * `gradients_by_position.csv` — `PositionProbe`: per-timestep gradient norms of a validation probe
@@ -39,7 +40,6 @@ order and dropout masks of the resumed epochs restart from the seed.
 
 import dataclasses
 
-import keras
 import numpy as np
 
 from seqclf import linear_stages, training
@@ -48,7 +48,7 @@ from seqclf.class_report import REPORT_FIELDS, class_report
 from seqclf.data import load_spec, shuffle_words
 from seqclf.data.pipeline import string_values
 from seqclf.errors import SeqclfError
-from seqclf.models import TextClassifier, build_end_to_end, compile_classifier
+from seqclf.models import TextClassifier
 from seqclf.recipe import FIXED
 from seqclf.run_dir import RunDir
 
@@ -159,33 +159,6 @@ def _train_stages(setup):
                                         val_data, members, blend, first_member=first_member)
 
 
-@dataclasses.dataclass
-class LoadedRun:
-    """A trained run: the classifier, its vectorizer and what it was trained with."""
-
-    run_dir: str
-    config: dict
-    model: keras.Model
-    vectorizer: keras.layers.TextVectorization
-    label_names: list
-    max_length: int
-    # The same backbone with its preprocessor and label names, for texts in.
-    classifier: TextClassifier = None
-
-    def end_to_end(self):
-        """A raw-strings-in `keras.Model` sharing this run's weights."""
-        return build_end_to_end(self.model, self.vectorizer, self.max_length)
-
-
-def load_run(run_dir):
-    """Loads a run directory written by `train` (or `TextClassifier.save_run`)."""
-    classifier = TextClassifier.from_run(run_dir)
-    classifier.compile(steps_per_execution=1)
-    model = compile_classifier(classifier.backbone)
-    return LoadedRun(run_dir, classifier.settings, model, classifier.preprocessor.vectorizer(),
-                     classifier.label_names, classifier.preprocessor.max_length, classifier)
-
-
 def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=None, seed=0,
              batch_size=None, quiet=True):
     """Scores a run on a data spec; returns (and writes under RUN_DIR/evaluations) the metrics.
@@ -196,24 +169,24 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
     `seqclf.class_report.class_report`: `macro_f1`, `per_class`, `confusion_matrix` and
     `majority_baseline` (what always answering the most frequent class scores).
     """
-    run = load_run(run_dir)
-    cfg = run.config
+    classifier = TextClassifier.from_run(run_dir)
+    cfg = classifier.settings
     data_dir = data_dir or cfg.get("data_dir")
     dataset = load_spec(
         data, data_dir=data_dir, split="test",
         text_column=text_column or cfg.get("text_column"),
         label_column=label_column or cfg.get("label_column"),
-        label_names=run.label_names, quiet=quiet,
+        label_names=classifier.label_names, quiet=quiet,
     )
     batch_size = batch_size or cfg.get("batch_size") or 32
     labels = np.asarray(dataset.labels, dtype="int64")
 
     def probabilities(texts):
-        return run.classifier.predict(texts, batch_size=batch_size, verbose=0)
+        return classifier.predict(texts, batch_size=batch_size, verbose=0)
 
     plain = probabilities(dataset.texts)
     predicted = np.argmax(plain, axis=1)
-    report = class_report(labels, predicted, run.label_names)
+    report = class_report(labels, predicted, classifier.label_names)
     shuffled = float(np.mean(
         np.argmax(probabilities(shuffle_words(dataset.texts, seed=seed)), axis=1) == labels))
     # Keras' sparse categorical cross-entropy of probabilities: clipped to [1e-7, 1 - 1e-7].
@@ -233,9 +206,11 @@ def evaluate(run_dir, data, *, data_dir=None, text_column=None, label_column=Non
     return result
 
 
-def predict(run_dir_or_run, texts, *, batch_size=64):
-    """Classifies raw texts; returns one dict per text: label, class_id, probabilities."""
-    run = run_dir_or_run if isinstance(run_dir_or_run, LoadedRun) else load_run(run_dir_or_run)
+def predict(run_dir_or_classifier, texts, *, batch_size=64):
+    """Classifies raw texts with a run directory's classifier (or a `TextClassifier`); returns
+    one dict per text: label, class_id, probabilities."""
+    classifier = (run_dir_or_classifier if isinstance(run_dir_or_classifier, TextClassifier)
+                  else TextClassifier.from_run(run_dir_or_classifier))
     if isinstance(texts, (str, bytes)):
         # Iterating one string would classify each of its characters.
         raise SeqclfError(f"`texts` must be a list of texts. Received: texts={texts!r:.80}")
@@ -243,14 +218,14 @@ def predict(run_dir_or_run, texts, *, batch_size=64):
     if not texts:
         return []
     # str or UTF-8 bytes (as the exported signature takes); invalid UTF-8 is tokenized, not fatal.
-    probs = run.classifier.predict(string_values(texts), batch_size=batch_size)
+    probs = classifier.predict(string_values(texts), batch_size=batch_size)
     out = []
     for text, p in zip(texts, probs):
         k = int(np.argmax(p))
         out.append({
             "text": text,
-            "label": run.label_names[k],
+            "label": classifier.label_names[k],
             "class_id": k,
-            "probabilities": {n: float(v) for n, v in zip(run.label_names, p)},
+            "probabilities": {n: float(v) for n, v in zip(classifier.label_names, p)},
         })
     return out

@@ -98,7 +98,7 @@ class RunDir:
     # An ensemble's members 1.. (member 0 trains as the run's own model), each saved as it
     # finishes, so that a resumed run retrains only the unfinished ones.
     MEMBERS = "members"
-    # What `load_run` and `TextClassifier.from_run` need.
+    # What `TextClassifier.from_run` needs.
     MODEL_FILES = (CONFIG, VOCABULARY, MODEL)
     # Locked by the `train` writing the directory; its presence marks the directory seqclf's
     # from the set-up on (before config.json exists).

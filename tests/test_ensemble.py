@@ -74,7 +74,6 @@ def ensemble_run(tmp_path_factory):
 def test_train_averages_its_members_and_records_each(ensemble_run):
     import tensorflow as tf
 
-    from seqclf.run import load_run
 
     out, metrics = ensemble_run
     assert [(m["member"], m["seed"]) for m in metrics["members"]] == [(0, 0), (1, 1)]
@@ -83,20 +82,20 @@ def test_train_averages_its_members_and_records_each(ensemble_run):
     assert not os.path.exists(os.path.join(out, "members"))  # model.keras holds them all
     with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["members"] == 2
-    run = load_run(out)
-    ids = run.classifier.preprocessor(tf.constant(["good movie", "not a good movie at all"]))
-    members = [run.model.get_layer(f"member_{k}") for k in range(2)]
+    run = TextClassifier.from_run(out)
+    ids = run.preprocessor(tf.constant(["good movie", "not a good movie at all"]))
+    members = [run.backbone.get_layer(f"member_{k}") for k in range(2)]
     each = [m.predict(ids, verbose=0) for m in members]
     assert not np.allclose(each[0], each[1])
-    np.testing.assert_allclose(run.model.predict(ids, verbose=0), np.mean(each, axis=0),
+    np.testing.assert_allclose(run.backbone.predict(ids, verbose=0), np.mean(each, axis=0),
                                rtol=1e-6)
 
 
 def test_a_finished_member_is_reused_not_retrained(tmp_path, ensemble_run):
-    from seqclf.run import TrainConfig, load_run, train
+    from seqclf.run import TrainConfig, train
     from seqclf.run_dir import RunDir
 
-    trained = load_run(ensemble_run[0]).model.get_layer("member_1")
+    trained = TextClassifier.from_run(ensemble_run[0]).backbone.get_layer("member_1")
     out = str(tmp_path / "run")
     # A run stopped after member 1 finished: its file and record are in members/.
     RunDir(out).save_member(1, trained, {"member": 1, "seed": 1, "val_accuracy": 0.5,
@@ -107,7 +106,7 @@ def test_a_finished_member_is_reused_not_retrained(tmp_path, ensemble_run):
                                 embedding_dim=4, epochs=1, steps_per_execution=4, members=2,
                                 ngram_buckets=0, quiet=True))
     assert metrics["members"][1]["train_seconds"] == 7.0
-    reused = load_run(out).model.get_layer("member_1")
+    reused = TextClassifier.from_run(out).backbone.get_layer("member_1")
     for a, b in zip(reused.get_weights(), trained.get_weights()):
         np.testing.assert_array_equal(a, b)
 

@@ -393,7 +393,8 @@ def trained(tmp_path_factory):
     """A tiny trained run and its export, shared by every example."""
     import tensorflow as tf
 
-    from seqclf.run import TrainConfig, load_run, train
+    from seqclf.models import TextClassifier
+    from seqclf.run import TrainConfig, train
     from seqclf.serving.run_export import export_run
 
     base = tmp_path_factory.mktemp("hostile")
@@ -403,7 +404,7 @@ def trained(tmp_path_factory):
     train(TrainConfig(data=str(data), out=out, model="gru", units=4, embedding_dim=4,
                       epochs=1, batch_size=8, max_length=8, steps_per_execution=1, quiet=True,
                       val_fraction=0.25))
-    run = load_run(out)
+    run = TextClassifier.from_run(out)
     path = export_run(out, str(base / "models" / "tiny"), validate=False)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     return run, path, signature

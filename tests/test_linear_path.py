@@ -145,7 +145,8 @@ def test_blended_backbone_serves_the_blend_and_drops_an_unused_model(tmp_path):
 
 
 def test_train_fits_the_linear_path_blends_it_and_records_the_exported_score(tmp_path, capsys):
-    from seqclf.run import TrainConfig, load_run, train
+    from seqclf.models import TextClassifier
+    from seqclf.run import TrainConfig, train
 
     out = str(tmp_path / "run")
     metrics = train(TrainConfig(data="word_order/tiny", out=out, model="gru", units=4,
@@ -159,8 +160,7 @@ def test_train_fits_the_linear_path_blends_it_and_records_the_exported_score(tmp
     assert metrics["train_seconds"] >= blend["seconds"] > 0
     with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
         assert json.load(f)["blend"]["linear_weight"] == blend["linear_weight"]
-    run = load_run(out)
-    layers = {layer.name for layer in run.model.layers}
+    layers = {layer.name for layer in TextClassifier.from_run(out).backbone.layers}
     assert "ngram_linear" in layers
     assert ("logit_blend" in layers) == (blend["recurrent_weight"] > 0)
 

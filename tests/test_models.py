@@ -16,11 +16,12 @@ from seqclf.models import (
     MODEL_NAMES,
     ChronoBias,
     MaskedGlobalMaxPooling1D,
-    PaddedIds,
+    TextClassifier,
+    TextPreprocessor,
     build_classifier,
-    build_end_to_end,
     compile_classifier,
 )
+from seqclf.models.padded_ids import PaddedIds
 from seqclf.optimizers import make_optimizer
 
 X = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2], [2, 0, 0, 0, 0], [5, 5, 0, 0, 0]])
@@ -134,35 +135,36 @@ def test_clipnorm_is_per_tensor_and_global_clipnorm_is_joint():
     np.testing.assert_allclose([np.linalg.norm(g) for g in joint], [0.6, 0.8], rtol=1e-5)
 
 
-def tiny_end_to_end(cell="lstm"):
-    """(texts, vectorizer, classifier, end-to-end model) with max_length 3."""
+def tiny_text_classifier(cell="lstm"):
+    """(texts, vectorizer, backbone, `TextClassifier` on them) with max_length 3."""
     texts = np.array(["good film", "a bad bad film indeed", "film"], dtype=object)
     v = make_vectorizer(texts, max_tokens=20)
     model = build_classifier(cell, vocab_size=len(v.get_vocabulary()), num_classes=2,
                              embedding_dim=4, units=4, seed=0)
-    return texts, v, model, build_end_to_end(model, v, max_length=3)
+    preprocessor = TextPreprocessor.from_vectorizer(v, 3)
+    return texts, v, model, TextClassifier(model, preprocessor, ["neg", "pos"])
 
 
-def test_end_to_end_matches_vectorized_model():
-    texts, v, model, e2e = tiny_end_to_end()
+def test_text_classifier_matches_vectorized_model():
+    texts, v, model, clf = tiny_text_classifier()
     ids = v(texts).numpy()[:, :3]
-    np.testing.assert_allclose(e2e.predict(texts, verbose=0), model.predict(ids, verbose=0),
+    np.testing.assert_allclose(clf.predict(list(texts)), model.predict(ids, verbose=0),
                                atol=1e-6)
-    assert e2e.get_weights()[0] is not None and len(e2e.weights) == len(model.weights)
+    assert len(clf.weights) == len(model.weights)  # shared, not copied
 
 
-def test_end_to_end_cuts_each_text_before_padding_and_reads_empty_as_oov():
-    _, _, _, e2e = tiny_end_to_end()
+def test_text_classifier_cuts_each_text_before_padding_and_reads_empty_as_oov():
+    _, _, _, clf = tiny_text_classifier()
     # One text of 200,000 tokens among short ones: its answer is that of its first 3 tokens,
     # and the batch is padded to 3 columns, not 200,000 (the old path padded first).
-    batch = np.array(["good film"] * 7 + ["bad film indeed " * 66_667], dtype=object)
-    ids = keras.Model(e2e.input, e2e.get_layer("padded_ids").output)(batch)
+    batch = ["good film"] * 7 + ["bad film indeed " * 66_667]
+    ids = clf.preprocessor(keras.ops.convert_to_tensor(np.array(batch, dtype=object)))
     assert tuple(ids.shape) == (8, 3)
-    probs = e2e.predict(batch, verbose=0)
-    cut = e2e.predict(np.array(["bad film indeed"], dtype=object), verbose=0)
+    probs = clf.predict(batch)
+    cut = clf.predict(["bad film indeed"])
     np.testing.assert_allclose(probs[-1], cut[0], atol=1e-6)
     # A text without tokens is read as one OOV token, as in training and serving.
-    empty = e2e.predict(np.array(["", "?!", "zzzqqq"], dtype=object), verbose=0)
+    empty = clf.predict(["", "?!", "zzzqqq"])
     np.testing.assert_allclose(empty[0], empty[2], atol=1e-6)
     np.testing.assert_allclose(empty[1], empty[2], atol=1e-6)
     assert np.isfinite(empty).all()
@@ -174,16 +176,12 @@ def test_padded_ids_rejects_bad_max_length():
 
 
 def test_keras_files_round_trip_in_fresh_process(tmp_path):
-    # One fresh process loads both files: a bare backbone (seqclf's initializers) and an
-    # end-to-end model (PaddedIds and the vectorizer's standardize function).
+    # A fresh process loads a bare backbone (seqclf's initializers); `TextClassifier` files:
+    # tests/test_text_classifier.py and tests/test_fit_blend.py.
     model = build_classifier("lstm", vocab_size=12, num_classes=2, embedding_dim=4, units=4,
                              lstm_init="chrono", bidirectional=True, pooling="max", seed=0)
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "expected.npy", model.predict(X, verbose=0))
-    _, _, _, e2e = tiny_end_to_end("gru")
-    e2e.save(tmp_path / "e2e.keras")
-    probe = ["good film", "", "a bad bad film indeed and more", "unseen words"]
-    np.save(tmp_path / "expected_e2e.npy", e2e.predict(np.array(probe, dtype=object), verbose=0))
     code = textwrap.dedent(f"""
         import numpy as np, keras
         import seqclf.models  # registers seqclf's layers, initializers and standardize function
@@ -193,10 +191,6 @@ def test_keras_files_round_trip_in_fresh_process(tmp_path):
         np.testing.assert_allclose(m.predict(x, verbose=0), expected, atol=1e-6)
         assert isinstance(m.get_layer("bidirectional_lstm_0").forward_layer.cell.bias_initializer,
                           __import__("seqclf.models", fromlist=["ChronoBias"]).ChronoBias)
-        e2e = keras.models.load_model({str(tmp_path / 'e2e.keras')!r})
-        expected = np.load({str(tmp_path / 'expected_e2e.npy')!r})
-        got = e2e.predict(np.array({probe!r}, dtype=object), verbose=0)
-        np.testing.assert_allclose(got, expected, atol=1e-6)
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -70,7 +70,7 @@ def test_inputs_as_numpy_and_tf_data(clf):
 
 
 def test_run_directory_round_trip(clf, tmp_path):
-    from seqclf.run import load_run, predict
+    from seqclf.run import predict
 
     run_dir = clf.save_run(str(tmp_path / "run"))
     assert sorted(os.listdir(run_dir)) == ["config.json", "model.keras", "vocabulary.txt"]
@@ -78,7 +78,7 @@ def test_run_directory_round_trip(clf, tmp_path):
     assert again.label_names == clf.label_names
     np.testing.assert_allclose(again.predict(PROBE), clf.predict(PROBE), atol=1e-6)
     # The CLI's readers take it as they take a trained run.
-    assert [p["label"] for p in predict(load_run(run_dir), PROBE)] == clf.predict_labels(PROBE)
+    assert [p["label"] for p in predict(run_dir, PROBE)] == clf.predict_labels(PROBE)
     # Runs written before model.keras held the text model hold the backbone alone.
     RunDir(run_dir).save_model(clf.backbone)
     old = TextClassifier.from_run(run_dir)

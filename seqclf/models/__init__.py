@@ -1,5 +1,7 @@
 """Text classifiers: recurrent (SimpleRNN, LSTM, GRU; stacked, bidirectional) and bag-of-words."""
 
+# Not public: registered so that end-to-end models saved by earlier versions still load.
+from seqclf.models import padded_ids as _padded_ids  # noqa: F401
 from seqclf.models.classifier import (
     CELLS,
     LSTM_INITS,
@@ -8,7 +10,6 @@ from seqclf.models.classifier import (
     build_classifier,
     compile_classifier,
 )
-from seqclf.models.end_to_end import build_end_to_end
 from seqclf.models.fast_gru import FastGRU
 from seqclf.models.fast_lstm import FastLSTM
 from seqclf.models.fast_simple_rnn import FastSimpleRNN
@@ -16,7 +17,6 @@ from seqclf.models.initializers import ChronoBias, ForgetBias
 from seqclf.models.logit_blend import LogitBlend
 from seqclf.models.masked_max_pooling import MaskedGlobalMaxPooling1D
 from seqclf.models.ngram_linear import NgramLinear
-from seqclf.models.padded_ids import PaddedIds
 from seqclf.models.text_classifier import TextClassifier
 from seqclf.models.text_preprocessor import TextPreprocessor
 
@@ -32,11 +32,9 @@ __all__ = [
     "LogitBlend",
     "MaskedGlobalMaxPooling1D",
     "NgramLinear",
-    "PaddedIds",
     "POOLINGS",
     "TextClassifier",
     "TextPreprocessor",
     "build_classifier",
-    "build_end_to_end",
     "compile_classifier",
 ]
