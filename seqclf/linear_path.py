@@ -343,30 +343,37 @@ def fit_linear_and_blend(classifier, train, val, *, refit=None, seed=0, batch_si
     _, record = fit_ngram_linear(token_id_matrix(preprocessor, texts), labels,
                                  sample_weight=weights, layer=layer, **sizes)
     val_texts, y, val_weights = val
-    y = np.asarray(y, dtype="int64")
-    x = ngram_matrix(token_id_matrix(preprocessor, val_texts), layer.vocab_size, layer.buckets)
-    logits = linear_logits(x, record["kind"], layer.idf.numpy(), layer.kernel.numpy(),
-                           layer.bias.numpy())
     probabilities = classifier.predict(val_texts, batch_size=batch_size, verbose=0)
-    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, val_weights)
-    blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
-
-    def accuracy(scores):
-        return float(np.average(np.argmax(scores, axis=1) == y, weights=val_weights))
-
+    figures, _ = held_out_blend(layer, record["kind"], preprocessor, val_texts, y, probabilities,
+                                weights=val_weights, accuracy_weights=val_weights)
     if refit is not None:
         texts, labels, weights = refit
         fit_ngram_linear(token_id_matrix(preprocessor, texts), labels, sample_weight=weights,
                          layer=layer, candidate=(record["kind"], record["C"]), **sizes)
-    set_blend_weights(classifier, linear_weight, recurrent_weight)
-    return {
-        "val_accuracy": accuracy(blended), "val_loss": loss,
-        "linear_val_accuracy": accuracy(logits),
-        "recurrent_val_accuracy": accuracy(probabilities),
-        "linear_weight": linear_weight, "recurrent_weight": recurrent_weight,
-        "linear_path": record, "linear_refit_on_validation": refit is not None,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    set_blend_weights(classifier, figures["linear_weight"], figures["recurrent_weight"])
+    return {**figures, "linear_path": record, "linear_refit_on_validation": refit is not None,
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def held_out_blend(layer, kind, preprocessor, texts, labels, probabilities, *, weights=None,
+                   accuracy_weights=None):
+    """`(figures, blended scores)` of the blend of the fitted linear path `layer` (features
+    `kind`) with a recurrent model's `probabilities` of held-out `texts`: the weights fitted by
+    `fit_blend` (each row's loss weighted by `weights`), the blend's loss, and the accuracy of
+    the blend and of each part alone (weighted by `accuracy_weights`)."""
+    y = np.asarray(labels, dtype="int64")
+    x = ngram_matrix(token_id_matrix(preprocessor, texts), layer.vocab_size, layer.buckets)
+    logits = linear_logits(x, kind, layer.idf.numpy(), layer.kernel.numpy(), layer.bias.numpy())
+    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, weights)
+    blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
+
+    def accuracy(scores):
+        return float(np.average(np.argmax(scores, axis=1) == y, weights=accuracy_weights))
+
+    return {"val_accuracy": accuracy(blended), "val_loss": loss,
+            "linear_val_accuracy": accuracy(logits),
+            "recurrent_val_accuracy": accuracy(probabilities),
+            "linear_weight": linear_weight, "recurrent_weight": recurrent_weight}, blended
 
 
 def blend_summary(blend):

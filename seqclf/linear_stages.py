@@ -10,10 +10,8 @@ import numpy as np
 
 from seqclf.linear_path import (
     blend_summary,
-    fit_blend,
     fit_ngram_linear,
-    linear_logits,
-    ngram_matrix,
+    held_out_blend,
     token_id_matrix,
 )
 from seqclf.models import TextClassifier, compile_classifier
@@ -56,18 +54,12 @@ def blend_stage(built, linear, val_data, pool=None):
     layer, record = linear
     config, classifier = built.config, built.classifier
     preprocessor = classifier.preprocessor
-    x = ngram_matrix(token_id_matrix(preprocessor, val_data.texts),
-                     preprocessor.vocabulary_size, config.ngram_buckets)
-    logits = linear_logits(x, record["kind"], layer.idf.numpy(), layer.kernel.numpy(),
-                           layer.bias.numpy())
     probabilities = classifier.predict(val_data.texts, batch_size=config.batch_size)
     y = np.asarray(val_data.labels)
-    weights = None if built.class_weights is None else built.class_weights[y]
-    linear_weight, recurrent_weight, loss = fit_blend(logits, probabilities, y, weights)
-    blended = linear_weight * logits + recurrent_weight * np.log(np.clip(probabilities, 1e-7, 1))
-
-    def accuracy(scores):
-        return float((np.argmax(scores, axis=1) == y).mean())
+    figures, blended = held_out_blend(
+        layer, record["kind"], preprocessor, val_data.texts, y, probabilities,
+        weights=None if built.class_weights is None else built.class_weights[y])
+    linear_weight, recurrent_weight = figures["linear_weight"], figures["recurrent_weight"]
 
     if pool is not None:
         layer, _ = fit_ngram_linear(
@@ -81,11 +73,7 @@ def blend_stage(built, linear, val_data, pool=None):
     built.classifier = TextClassifier(backbone, preprocessor, classifier.label_names,
                                       settings=classifier.settings)
     blend = {
-        "val_accuracy": accuracy(blended), "val_loss": loss,
-        "linear_val_accuracy": accuracy(logits),
-        "recurrent_val_accuracy": accuracy(probabilities),
-        "linear_weight": linear_weight, "recurrent_weight": recurrent_weight,
-        "linear_path": record, "linear_refit_on_validation": pool is not None,
+        **figures, "linear_path": record, "linear_refit_on_validation": pool is not None,
         "seconds": round(record["seconds"] + time.perf_counter() - start, 2),
         # For the per-class report (`write_results_stage` takes it out of the record): the
         # linear path may have been refitted on the whole file, so its predictions of the

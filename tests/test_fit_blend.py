@@ -45,7 +45,7 @@ def blended():
     return model
 
 
-def test_fit_with_validation_blends_in_the_linear_path(blended, capsys):
+def test_fit_with_validation_blends_in_the_linear_path(blended):
     texts, labels = _data()
     record = blended.settings["blend"]
     assert record["linear_refit_on_validation"]  # validation_split: fitted again on all texts

@@ -255,14 +255,20 @@ class TextClassifier(keras.Model):
                              shuffle=shuffle, seed=seed, bucketing=bucketing,
                              batch_tokens=batch_tokens)
 
+    def _ids_and_weights(self, labels, weights, class_weight):
+        """Labels as class ids, and each row's weight: its `sample_weight` times its class's
+        `class_weight` (None where neither is given)."""
+        labels, _ = _label_ids(labels, self.label_names)
+        if class_weight is not None:
+            per_class = class_weights(class_weight, labels, self.label_names)
+            weights = per_class[labels] * (1.0 if weights is None else weights)
+        return labels, weights
+
     def _dataset(self, texts, labels, weights, class_weight, **options):
         if labels is None:
             labels = np.zeros(len(texts), "int64")
         else:
-            labels, _ = _label_ids(labels, self.label_names)
-        if class_weight is not None:
-            per_class = class_weights(class_weight, labels, self.label_names)
-            weights = per_class[labels] * (1.0 if weights is None else weights)
+            labels, weights = self._ids_and_weights(labels, weights, class_weight)
         return make_dataset(texts, labels, self.preprocessor.tokenizer,
                             max_length=self.preprocessor.max_length, weights=weights, **options)
 
@@ -359,11 +365,7 @@ class TextClassifier(keras.Model):
         from seqclf.linear_path import blend_summary, fit_linear_and_blend
 
         def rows(texts, labels, weights, class_weight=None):
-            ids, _ = _label_ids(labels, self.label_names)
-            if class_weight is not None:
-                per_class = class_weights(class_weight, ids, self.label_names)
-                weights = per_class[ids] * (1.0 if weights is None else weights)
-            return texts, ids, weights
+            return (texts, *self._ids_and_weights(labels, weights, class_weight))
 
         record = fit_linear_and_blend(
             self, rows(*train, class_weight), rows(*held_out),
